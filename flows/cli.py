@@ -1,0 +1,109 @@
+"""The `selfimprove` command.
+
+    selfimprove run configs/tiny.yaml [--run NAME] [--rounds R] [--home DIR] [--resume]
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-improving math language models.")
+console = Console(stderr=True)
+
+
+def _environment() -> None:
+    """Defaults that must be in place before prefect or vllm are imported (a user's env wins)."""
+    defaults = {
+        "PREFECT_HOME": str(REPO / ".prefect"),
+        # the temporary server runs database migrations (~30 s here) before it answers
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_LOGGING_LEVEL": "WARNING",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    for k, v in defaults.items():
+        os.environ.setdefault(k, v)
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/tiny.yaml"),
+    run_name: Optional[str] = typer.Option(None, "--run", help="run folder name (default: run.name in the config)"),
+    rounds: Optional[int] = typer.Option(None, help="number of improvement rounds (default: run.rounds)"),
+    home: Optional[Path] = typer.Option(None, help="runs root (default: $SELFIMPROVE_HOME or ./runs)"),
+    resume: bool = typer.Option(False, help="continue an existing run; finished stages come from cache"),
+) -> None:
+    """Run bootstrap + R self-improvement rounds and write runs/<run>/summary.json."""
+    _environment()
+    from tasks.config import ConfigError, load_config
+
+    overrides = {"run.rounds": rounds} if rounds is not None else {}
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as e:
+        _fail(str(e))
+    name = run_name or cfg.run.name
+    root = home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))
+    run_dir = (root / name).resolve()
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        _fail(f"{run_dir} exists; pass --resume to continue it or --run NAME for a new run")
+    if resume and not run_dir.exists():
+        _fail(f"--resume: no run at {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    from flows.self_improve import self_improve
+    console.print(f"run [bold]{name}[/] -> {run_dir}")
+    try:
+        summary = self_improve(cfg, str(run_dir), name)
+    except KeyboardInterrupt:
+        _fail("interrupted; finished stages are kept, continue with --resume")
+    except Exception as e:  # one-line cause; the full traceback is in the Prefect logs above
+        _fail(f"{type(e).__name__}: {e}".splitlines()[0] + f"  (continue with --resume after fixing)")
+    print_summary(summary)
+    console.print(f"summary: {run_dir / 'summary.json'}")
+
+
+def print_summary(summary: dict) -> None:
+    table = Table(title=f"run {summary['run']}")
+    present = [k for k in summary["rounds"][0] if not k.endswith("_se") and k != "n"] if summary["rounds"] else []
+    for k in present:
+        table.add_column(k, justify="right")
+    for r in summary["rounds"]:
+        table.add_row(*[_fmt(r.get(k)) for k in present])
+    Console().print(table)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) and v <= 1 else str(v)
+
+
+@app.command()
+def summary(run_dir: Path = typer.Argument(..., help="a run folder, e.g. runs/tiny")) -> None:
+    """Print the per-round table of a run."""
+    path = run_dir / "summary.json"
+    if not path.exists():
+        _fail(f"{path}: no summary (the run has not finished a round)")
+    print_summary(json.loads(path.read_text()))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""One self-improvement round as a Prefect flow; reads top to bottom like the recipe.
+
+    problems -> sample -> verify -> score -> select -> sft -> evaluate
+
+Each stage writes runs/<run>/round-XX/NN-<stage>/ and returns a small StageResult (paths,
+counts, digest) that Prefect caches by content.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows import stages
+from tasks.common import StageResult
+from tasks.config import Config
+
+
+@flow(name="improve-round", flow_run_name="round-{k:02d}", persist_result=True)
+def improve_round(cfg: Config, k: int, run_dir: str, policy: StageResult, bootstrap: StageResult,
+                  kept_before: list[StageResult]) -> dict:
+    log = get_run_logger()
+    rd = Path(run_dir) / f"round-{k:02d}"
+
+    # 1. problems: this round's pool (held-out test problems excluded)
+    problems = stages.problems(cfg, str(rd / "01-problems"), {"round": k})
+
+    # 2. sample: n solutions per problem from the current policy (vLLM)
+    samples = stages.sample(cfg, str(rd / "02-sample"), {"policy": policy, "problems": problems})
+
+    # 3. verify: extract final answers, compare with gold
+    verified = stages.verify(cfg, str(rd / "03-verify"), {"samples": samples, "problems": problems})
+    log.info("round %d: sample accuracy %.3f", k, verified.counts["sample_acc"])
+
+    # 4. score: the reward model's slot (the RM stages come in their own issue); until then the
+    #    verified samples go to select unscored and select chooses randomly among correct paths.
+    scored = verified
+
+    # 5. select: rejection sampling, correct paths only
+    kept = stages.select(cfg, str(rd / "05-select"), {"scored": scored, "round": k})
+
+    # 6. sft: fine-tune the policy on what was kept (and earlier rounds' kept data)
+    new_policy = stages.sft(cfg, str(rd / "06-sft"),
+                            {"policy": policy, "kept": [*kept_before, kept], "bootstrap": bootstrap})
+
+    # 9. evaluate: greedy, maj@n, pass@n on the held-out set
+    evaluation = stages.evaluate(cfg, str(rd / "09-evaluate"), {"policy": new_policy})
+    log.info("round %d: greedy %.3f", k, evaluation.counts["greedy"])
+
+    return {"policy": new_policy, "kept": kept, "metrics": evaluation.counts,
+            "n_sft": new_policy.counts["n_sft"], "sample_acc": verified.counts["sample_acc"]}

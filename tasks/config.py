@@ -1,0 +1,197 @@
+"""Experiment configuration: pydantic models, one section per stage, loaded from one YAML file.
+
+    from tasks.config import load_config
+    cfg = load_config("configs/tiny.yaml")
+
+Every model forbids unknown keys, so a typo is an error that names the field and the allowed
+names instead of a silently ignored setting.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorldConfig(Section):
+    """The synthetic bilingual arithmetic world (embedded default)."""
+    ops: list[Literal["add", "sub", "mul"]] = Field(["add", "sub", "mul"], description="operations to draw from")
+    max_digits: int = Field(3, ge=1, le=6, description="largest operand digit count (mul: the first operand)")
+    zh_fraction: float = Field(0.5, ge=0, le=1, description="share of problems written in Chinese")
+
+
+class TinyModelConfig(Section):
+    """A Qwen2-architecture model built from scratch (used when bootstrap.model_path is unset)."""
+    hidden_size: int = Field(192, description="model width")
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(3, ge=1, description="vLLM's CPU attention wants head_dim in {32,64,80,96,112,128,...}")
+    intermediate_size: int = Field(512)
+    max_len: int = Field(192, description="context length in tokens")
+    vocab_size: int = Field(640, description="target size of the byte-level BPE tokenizer")
+
+
+class TrainConfig(Section):
+    """Optimiser settings shared by pretraining and SFT (TRL SFTTrainer)."""
+    lr: float = Field(3e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="overrides epochs when > 0")
+    batch_size: int = Field(64, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: str = Field("cosine", description="a transformers scheduler name")
+    completion_only: bool = Field(True, description="loss on the solution tokens only")
+    bf16: bool = Field(False, description="True on GPUs; on CPU it is ~10x slower")
+    seed: int = 0
+    deepspeed: str | None = Field(None, description="path to a DeepSpeed JSON config (GPU clusters), e.g. infra/zero2.json")
+
+
+class BootstrapConfig(Section):
+    """Round 0: the base policy. Either a checkpoint path, or a tiny model pretrained here."""
+    model_path: str | None = Field(None, description="a local HF checkpoint folder; unset = build the tiny model")
+    tiny: TinyModelConfig = TinyModelConfig()
+    corpus_size: int = Field(20000, ge=1, description="problems in the pretraining corpus")
+    sloppy_fraction: float = Field(0.6, ge=0, le=1, description="share of carry/borrow problems solved by the sloppy tutor")
+    train: TrainConfig = TrainConfig(lr=3e-3, epochs=3, completion_only=False, warmup_ratio=0.02)
+
+
+class PromptConfig(Section):
+    """How a question becomes a prompt. The tiny model has no chat template; real models do."""
+    chat_template: bool = Field(False, description="use the tokenizer's chat template")
+    system: str | None = Field(None, description="system message (chat_template only)")
+    cot_instruction: str = Field("Please reason step by step, and put your final answer within \\boxed{}.")
+    template: str = Field("{question}\n", description="plain-text prompt when chat_template is false")
+
+
+class ProblemsConfig(Section):
+    source: Literal["world"] = Field("world", description="where round problems come from")
+    n_per_round: int = Field(1500, ge=1)
+    seed: int = 1000
+
+
+class EngineConfig(Section):
+    """vLLM engine settings (the same engine serves sample and evaluate)."""
+    dtype: str = Field("float32", description="float32 on CPU; bfloat16 on GPUs")
+    enforce_eager: bool = Field(True, description="CUDA graphs off; required on CPU")
+    kv_cache_gb: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE on CPU")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_num_seqs: int = Field(256, ge=1)
+    max_model_len: int | None = Field(None, description="context limit; unset = the model's own")
+    seed: int = 0
+
+
+class SampleConfig(Section):
+    n: int = Field(8, ge=1, description="samples per problem")
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(96, ge=1)
+    stop: list[str] = Field(default_factory=list, description="extra stop strings (EOS always stops)")
+    seed: int = 0
+
+
+class VerifyConfig(Section):
+    timeout_s: float = Field(5.0, gt=0, description="hard wall-clock limit per item")
+    workers: int = Field(2, ge=0, description="verifier processes; 0 = inline")
+
+
+class SelectConfig(Section):
+    max_per_problem: int = Field(4, ge=1, description="correct paths kept per problem")
+    dedupe: bool = Field(True, description="drop identical responses to the same problem")
+
+
+class SFTConfig(Section):
+    train: TrainConfig = TrainConfig(lr=3e-4, epochs=2)
+    replay: bool = Field(True, description="train on every earlier round's kept data too")
+    bootstrap_replay: int = Field(0, ge=0, description="bootstrap corpus examples mixed into each SFT")
+    from_base: bool = Field(False, description="restart from the round-0 model each round (ReST style)")
+
+
+class EvaluateConfig(Section):
+    n_test: int = Field(500, ge=1, description="held-out problems")
+    n: int = Field(8, ge=1, description="samples per problem for maj@n / pass@n")
+    temperature: float = Field(0.7, ge=0, description="sampling temperature for maj@n / pass@n")
+    max_tokens: int = Field(96, ge=1)
+    seed: int = 7
+
+
+class RunConfig(Section):
+    name: str = Field("tiny", description="run folder name under the home")
+    rounds: int = Field(3, ge=0)
+    seed: int = 0
+
+
+class Config(Section):
+    run: RunConfig = RunConfig()
+    world: WorldConfig = WorldConfig()
+    bootstrap: BootstrapConfig = BootstrapConfig()
+    prompt: PromptConfig = PromptConfig()
+    engine: EngineConfig = EngineConfig()
+    problems: ProblemsConfig = ProblemsConfig()
+    sample: SampleConfig = SampleConfig()
+    verify: VerifyConfig = VerifyConfig()
+    select: SelectConfig = SelectConfig()
+    sft: SFTConfig = SFTConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+    """Read and validate a YAML config; errors name the file, the field and what is allowed."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: invalid config\n{_explain(e)}") from None
+
+
+def _explain(e: ValidationError) -> str:
+    lines = []
+    for err in e.errors():
+        where = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            model = _section_at(err["loc"][:-1])
+            allowed = ", ".join(model.model_fields) if model else "?"
+            msg = f"unknown field; allowed here: {allowed}"
+        lines.append(f"  {where}: {msg} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def section(cfg: Config, name: str) -> dict:
+    """The config section `name` as a plain dict (part of that stage's cache key)."""
+    return getattr(cfg, name).model_dump(mode="json")

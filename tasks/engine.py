@@ -1,0 +1,82 @@
+"""One vLLM engine per process, reused across stages and rounds.
+
+Starting vLLM costs 25-50 s on CPU; loading new weights of the same architecture into a running
+engine costs ~0.1 s. So `get_engine(model_dir, cfg)` starts an engine once and, for a later
+checkpoint of the same architecture and tokenizer, reloads weights in place.
+
+vLLM spawns worker processes: the entry point must sit under `if __name__ == "__main__":`
+(the `selfimprove` console script does).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+from tasks.config import EngineConfig
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_engine: dict = {}  # {"llm": LLM, "signature": str, "weights": str}
+
+
+def _signature(model_dir: Path, cfg: EngineConfig) -> str:
+    """What must match for an in-place weight reload: architecture, tokenizer, engine settings."""
+    arch = json.loads((model_dir / "config.json").read_text())
+    arch = {k: v for k, v in arch.items() if k not in ("_name_or_path", "transformers_version")}
+    tok = b"".join((model_dir / n).read_bytes() for n in ("tokenizer.json",) if (model_dir / n).exists())
+    return hashlib.sha256(json.dumps([arch, cfg.model_dump()], sort_keys=True).encode() + tok).hexdigest()
+
+
+def _start(model_dir: Path, cfg: EngineConfig):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.kv_cache_gb))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from vllm import LLM
+
+    log.info("starting vLLM engine on %s", model_dir)
+    return LLM(model=str(model_dir), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager, seed=cfg.seed,
+               tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
+               gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=cfg.max_model_len)
+
+
+def get_engine(model_dir: str | Path, cfg: EngineConfig):
+    """A vLLM `LLM` serving `model_dir`'s weights."""
+    model_dir = Path(model_dir).resolve()
+    sig = _signature(model_dir, cfg)
+    with _lock:
+        if _engine.get("signature") != sig:
+            shutdown()
+            _engine.update(llm=_start(model_dir, cfg), signature=sig, weights=str(model_dir))
+        elif _engine["weights"] != str(model_dir):
+            llm = _engine["llm"]
+            llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model_dir)})
+            llm.reset_prefix_cache()
+            _engine["weights"] = str(model_dir)
+            log.info("reloaded weights from %s", model_dir)
+        return _engine["llm"]
+
+
+def shutdown() -> None:
+    llm = _engine.pop("llm", None)
+    _engine.clear()
+    if llm is not None:
+        import gc
+        del llm
+        gc.collect()
+
+
+def generate(model_dir: str | Path, prompts: list[str], *, n: int, temperature: float, top_p: float,
+             max_tokens: int, seed: int, stop: list[str] | None, engine_cfg: EngineConfig) -> list[list[dict]]:
+    """For each prompt, n completions as dicts: response, n_tokens, finish_reason."""
+    from vllm import SamplingParams
+
+    llm = get_engine(model_dir, engine_cfg)
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                            seed=seed, stop=stop or None)
+    outputs = llm.generate(prompts, params, use_tqdm=False)
+    return [[{"response": c.text, "n_tokens": len(c.token_ids), "finish_reason": c.finish_reason}
+             for c in out.outputs] for out in outputs]

@@ -1,0 +1,81 @@
+"""The `evaluate` stage: greedy, maj@n and pass@n of a policy on the held-out set.
+
+Writes predictions.parquet (every response with its answer and verdict) and metrics.json:
+overall and per slice (language, operation, carry), each accuracy with its standard error.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from tasks.config import Config
+from tasks.engine import generate
+from tasks.prompts import build_prompts
+
+
+def _verify(cfg: Config, responses: list[str], golds: list[str]):
+    from tasks.verify import verify_batch
+    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers)
+
+
+def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path) -> dict:
+    from tasks.verify import majority_vote
+
+    e = cfg.evaluate
+    prompts = build_prompts(list(test.question), model_dir, cfg.prompt)
+    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=cfg.sample.stop, engine_cfg=cfg.engine)
+    greedy = [o[0]["response"] for o in generate(model_dir, prompts, n=1, temperature=0.0, **common)]
+    sampled = generate(model_dir, prompts, n=e.n, temperature=e.temperature, **common)
+
+    golds = list(test.gold)
+    flat = greedy + [c["response"] for outs in sampled for c in outs]
+    flat_golds = golds + [g for g in golds for _ in range(e.n)]
+    verdicts = _verify(cfg, flat, flat_golds)
+    rows = []
+    for i, pid in enumerate(test.id):
+        v = verdicts[i]
+        rows.append({"problem_id": pid, "kind": "greedy", "sample_idx": 0, "response": greedy[i],
+                     "answer": v.answer, "correct": bool(v.correct)})
+        for j in range(e.n):
+            v = verdicts[len(greedy) + i * e.n + j]
+            rows.append({"problem_id": pid, "kind": "sample", "sample_idx": j,
+                         "response": sampled[i][j]["response"], "answer": v.answer, "correct": bool(v.correct)})
+    preds = pd.DataFrame(rows)
+    preds.to_parquet(out_dir / "predictions.parquet", index=False)
+
+    per_problem = _per_problem(test, preds, majority_vote)
+    metrics = {"n_test": len(test), "n": e.n, **_scores(per_problem, e.n)}
+    metrics["slices"] = {f"{col}={val}": _scores(group, e.n)
+                         for col in ("lang", "op", "carry") if col in per_problem
+                         for val, group in per_problem.groupby(col)}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return {k: v for k, v in metrics.items() if k != "slices"}
+
+
+def _per_problem(test: pd.DataFrame, preds: pd.DataFrame, majority_vote) -> pd.DataFrame:
+    from tasks.verify import is_equivalent
+
+    out = test.copy()
+    greedy = preds[preds.kind == "greedy"].set_index("problem_id").correct
+    samples = preds[preds.kind == "sample"]
+    out["greedy"] = out.id.map(greedy).astype(bool)
+    by_problem = samples.groupby("problem_id")
+    out["pass"] = out.id.map(by_problem.correct.any()).astype(bool)
+    out["sample_acc"] = out.id.map(by_problem.correct.mean()).astype(float)
+    voted = by_problem.answer.apply(lambda a: majority_vote(list(a)))
+    out["maj"] = [v is not None and is_equivalent(v, g) for v, g in zip(out.id.map(voted), out.gold)]
+    return out
+
+
+def _scores(df: pd.DataFrame, n: int) -> dict:
+    def acc(col):
+        p = float(df[col].mean()) if len(df) else 0.0
+        return round(p, 4), round(math.sqrt(p * (1 - p) / max(len(df), 1)), 4)
+
+    out = {"count": len(df)}
+    for name, col in (("greedy", "greedy"), (f"maj@{n}", "maj"), (f"pass@{n}", "pass"), ("sample_acc", "sample_acc")):
+        out[name], out[f"{name}_se"] = acc(col)
+    return out

@@ -1,0 +1,27 @@
+"""The `verify` stage: extract each sample's final answer and check it against the gold answer.
+
+Writes verified.parquet (samples + answer, correct, status) and counts per status.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from tasks.config import VerifyConfig
+
+
+def run_verify(cfg: VerifyConfig, samples_path: Path, problems_path: Path, out_dir: Path) -> dict:
+    from tasks.verify import verify_batch
+
+    samples = pd.read_parquet(samples_path)
+    gold = pd.read_parquet(problems_path, columns=["id", "gold"]).set_index("id").gold
+    golds = [gold.get(pid) for pid in samples.problem_id]
+    verdicts = verify_batch(list(samples.response), golds, timeout_s=cfg.timeout_s, workers=cfg.workers)
+    samples["answer"] = [v.answer for v in verdicts]
+    samples["correct"] = pd.array([v.correct for v in verdicts], dtype="boolean")
+    samples["status"] = [v.status for v in verdicts]
+    samples.to_parquet(out_dir / "verified.parquet", index=False)
+    counts = samples.status.value_counts().to_dict()
+    return {"samples": len(samples), **{k: int(v) for k, v in counts.items()},
+            "sample_acc": round(float(samples.correct.fillna(False).mean()), 4)}
