@@ -68,10 +68,10 @@ def run(
         _fail(f"--resume: no run at {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    from flows.self_improve import self_improve
+    from flows.self_improve import run_loop
     console.print(f"run [bold]{name}[/] -> {run_dir}")
     try:
-        summary = self_improve(cfg, str(run_dir), name)
+        summary = run_loop(cfg, str(run_dir), name)
     except KeyboardInterrupt:
         _fail("interrupted; finished stages are kept, continue with --resume")
     except Exception as e:  # one-line cause; the full traceback is in the Prefect logs above

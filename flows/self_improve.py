@@ -35,11 +35,21 @@ def self_improve(cfg: Config, run_dir: str, run_name: str) -> dict:
     policy, kept = bootstrap, []
     for k in range(1, cfg.run.rounds + 1):
         started = time.time()
-        out = improve_round(cfg, k, run_dir, policy, bootstrap, kept)
+        out = improve_round.with_options(result_storage=results_dir(run_dir))(cfg, k, run_dir, policy, bootstrap, kept)
         policy, kept = out["policy"], [*kept, out["kept"]]
         _record(summary, run_path, k, out["metrics"], out["n_sft"], out["sample_acc"], time.time() - started)
         log.info("round %d done: %s", k, summary["rounds"][-1])
     return summary
+
+
+def results_dir(run_dir: str) -> Path:
+    """Prefect's result records (the cache) live with the run, so a resume finds them."""
+    return Path(run_dir) / ".prefect-results"
+
+
+def run_loop(cfg: Config, run_dir: str, run_name: str) -> dict:
+    """Entry point for the CLI and tests: the flow with its result store under the run folder."""
+    return self_improve.with_options(result_storage=results_dir(run_dir))(cfg, run_dir, run_name)
 
 
 def _record(summary: dict, run_path: Path, k: int, metrics: dict, n_sft: int, sample_acc, wall_s: float) -> None:

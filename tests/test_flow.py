@@ -1,0 +1,113 @@
+"""The whole loop on the smoke config, through the real CLI, vLLM, TRL and Prefect.
+
+One module-scoped run is killed with SIGKILL in the middle of round 2, resumed, then re-run with
+one stage's config changed. Together they check: resume recomputes nothing that had finished
+(Prefect reports those stages Cached and their folders are untouched), the summary is complete,
+and a config change invalidates that stage and what depends on it, nothing upstream.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "configs" / "smoke.yaml"
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def _cli(args, log: Path, **popen):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([*CLI, *args], cwd=REPO, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True, **popen)
+
+
+def _stage_states(log: Path) -> dict[str, str]:
+    """{'round-01/sample': 'Cached', ...} from Prefect's 'Finished in state' log lines."""
+    states, current = {}, "round-00"
+    for line in log.read_text().splitlines():
+        if m := re.search(r"Flow run '(round-\d\d)'", line):
+            current = m.group(1)
+        if m := re.search(r"Task run '([a-z]+)-\w+' - Finished in state (\w+)", line):
+            states[f"{current}/{m.group(1)}"] = m.group(2)
+    return states
+
+
+def _snapshot(run_dir: Path) -> dict[str, int]:
+    return {str(p.relative_to(run_dir)): p.stat().st_mtime_ns for p in run_dir.glob("round-*/*/manifest.json")}
+
+
+@pytest.fixture(scope="module")
+def killed_then_resumed(tmp_path_factory):
+    home = tmp_path_factory.mktemp("runs")
+    run_dir = home / "smoke"
+    first = _cli(["run", str(SMOKE), "--home", str(home)], home / "first.log")
+    deadline = time.time() + 600
+    target = run_dir / "round-02" / "02-sample" / "manifest.json"
+    while not target.exists():
+        assert first.poll() is None, (home / "first.log").read_text()[-3000:]
+        assert time.time() < deadline, "round 2 never started sampling"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    before = _snapshot(run_dir)
+    resumed = _cli(["run", str(SMOKE), "--home", str(home), "--resume"], home / "resume.log")
+    assert resumed.wait(timeout=900) == 0, (home / "resume.log").read_text()[-3000:]
+    return home, run_dir, before
+
+
+def test_resume_after_sigkill_recomputes_nothing_finished(killed_then_resumed):
+    home, run_dir, before = killed_then_resumed
+    after = _snapshot(run_dir)
+    assert before, "the first run finished some stages before it was killed"
+    for manifest, mtime in before.items():
+        assert after[manifest] == mtime, f"{manifest} was recomputed"
+    states = _stage_states(home / "resume.log")
+    for stage_dir in before:
+        rnd, folder = stage_dir.split("/")[:2]
+        stage = folder.split("-", 1)[1]
+        assert states[f"{rnd}/{stage}"] == "Cached", (stage_dir, states)
+    assert states["round-02/sft"] == "Completed"  # unfinished work was done on resume
+    assert not list(run_dir.glob("round-*/*.tmp-*")), "no half-written stage left behind"
+
+
+def test_resumed_summary_is_complete(killed_then_resumed):
+    _, run_dir, _ = killed_then_resumed
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run"] == "smoke"
+    assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]
+    for r in summary["rounds"]:
+        assert 0.0 <= r["greedy"] <= 1.0 and r["n_test"] == 32
+        assert {"maj@2", "pass@2", "n_sft", "wall_s"} <= set(r)
+
+
+def test_config_change_invalidates_stage_and_downstream_only(killed_then_resumed, tmp_path):
+    home, run_dir, _ = killed_then_resumed
+    cfg = yaml.safe_load(SMOKE.read_text())
+    cfg["select"] = {"max_per_problem": 1}
+    changed = tmp_path / "smoke-select.yaml"
+    changed.write_text("# selfimprove run (test copy)\n" + yaml.safe_dump(cfg))
+    proc = _cli(["run", str(changed), "--home", str(home), "--resume"], home / "changed.log")
+    assert proc.wait(timeout=900) == 0, (home / "changed.log").read_text()[-3000:]
+    states = _stage_states(home / "changed.log")
+    for stage in ("round-00/bootstrap", "round-00/evaluate", "round-01/problems", "round-01/sample",
+                  "round-01/verify", "round-02/problems"):
+        assert states[stage] == "Cached", (stage, states)
+    for stage in ("round-01/select", "round-01/sft", "round-01/evaluate", "round-02/sample",
+                  "round-02/select", "round-02/sft"):
+        assert states[stage] == "Completed", (stage, states)
+
+
+def test_new_run_into_existing_folder_is_refused(killed_then_resumed):
+    home, _, _ = killed_then_resumed
+    out = subprocess.run([*CLI, "run", str(SMOKE), "--home", str(home)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "--resume" in out.stderr
