@@ -6,6 +6,7 @@ Writes runs/<run>/config.yaml and, after every round, runs/<run>/summary.json.
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -57,3 +58,14 @@ def _record(summary: dict, run_path: Path, k: int, metrics: dict, n_sft: int, sa
            "train_sample_acc": sample_acc, "n_sft": n_sft, "wall_s": round(wall_s, 1)}
     summary["rounds"].append(row)
     write_json_atomic(run_path / "summary.json", summary)
+    _publish(summary)
+
+
+def _publish(summary: dict) -> None:
+    """The per-round table as a Prefect artifact, so the UI reads like the report."""
+    from prefect.artifacts import create_table_artifact
+
+    slug = re.sub(r"[^a-z0-9-]+", "-", summary["run"].lower()).strip("-") or "run"
+    rows = [{k: v for k, v in r.items() if not k.endswith("_se")} for r in summary["rounds"]]
+    create_table_artifact(key=f"{slug}-summary", table=rows,
+                          description=f"Run {summary['run']}: held-out accuracy per round (round 0 = bootstrap)")

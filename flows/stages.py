@@ -23,10 +23,10 @@ STAGE_CODE = {
     "bootstrap": ["bootstrap", "world", "sft", "prompts"],
     "problems": ["problems", "world"],
     "sample": ["sample", "engine", "prompts"],
-    "verify": ["verify_stage", "verify", "answer_norm"],
+    "verify": ["verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
     "select": ["select"],
     "sft": ["sft", "prompts"],
-    "evaluate": ["evaluate", "engine", "prompts", "verify", "answer_norm"],
+    "evaluate": ["evaluate", "engine", "prompts", "verify", "verify_pool", "answer_extract", "answer_norm"],
 }
 STAGE_CONFIG = {
     "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks import world
+from tasks.common import check_checkpoint
 from tasks.config import Config
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
@@ -70,20 +71,6 @@ def build_tiny_model(cfg: Config, tokenizer_dir: Path, out_dir: Path) -> None:
     tok.save_pretrained(out_dir)
     for name in ("tokenizer_config.json",):  # keep our pinned tokenizer settings
         shutil.copy(tokenizer_dir / name, out_dir / name)
-
-
-def check_checkpoint(path: str | Path) -> Path:
-    """A clear error naming the path when a checkpoint is missing or incomplete."""
-    path = Path(path)
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"checkpoint {path}: no config.json (missing or not a model folder)")
-    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
-        raise FileNotFoundError(f"checkpoint {path}: no weights (*.safetensors or *.bin)")
-    try:
-        json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"checkpoint {path}/config.json is corrupt: {e}") from e
-    return path
 
 
 def test_keys(cfg: Config) -> set[tuple]:

@@ -52,6 +52,20 @@ def read_manifest(stage_dir: Path) -> dict | None:
         raise ValueError(f"{path}: corrupt manifest ({e}); delete the folder to recompute it") from e
 
 
+def check_checkpoint(path: str | Path) -> Path:
+    """A clear error naming the path when a checkpoint is missing or incomplete."""
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"checkpoint {path}: no config.json (missing or not a model folder)")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise FileNotFoundError(f"checkpoint {path}: no weights (*.safetensors or *.bin)")
+    try:
+        json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"checkpoint {path}/config.json is corrupt: {e}") from e
+    return path
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in ("torch", "vllm", "transformers", "trl"):

@@ -113,6 +113,31 @@ class SFTConfig(Section):
     from_base: bool = Field(False, description="restart from the round-0 model each round (ReST style)")
 
 
+class RewardConfig(Section):
+    """The reward model (RM): trained each round from the new policy with the listwise loss."""
+    enabled: bool = Field(True, description="train an RM each round and use it in select/evaluate")
+    n: int = Field(6, ge=2, description="samples per problem in a training group (the report uses 6)")
+    n_problems: int = Field(1000, ge=1, description="problems sampled for RM training data")
+    temperature: float = Field(1.0, ge=0)
+    max_tokens: int = Field(96, ge=1)
+    held_out_fraction: float = Field(0.1, ge=0, lt=1, description="groups kept out of training for rm_pair_acc")
+    train: TrainConfig = TrainConfig(lr=1e-4, epochs=1, batch_size=8, completion_only=False)
+
+
+class ScoreConfig(Section):
+    batch_size: int = Field(64, ge=1, description="sequences per RM forward pass")
+
+
+class DecontaminateConfig(Section):
+    """13-gram + LCS-ratio decontamination against every evaluation set (the report's rule)."""
+    enabled: bool = True
+    ngram: int = Field(13, ge=1, description="n of the n-gram match, after normalisation")
+    lcs_ratio: float = Field(0.6, ge=0, le=1, description="an n-gram candidate is contaminated above this ratio")
+    mode: Literal["ngram+lcs", "any-ngram"] = Field("ngram+lcs")
+    eval_sets: list[str] = Field(default_factory=list, description="JSONL files or benchmark folders to protect")
+    workers: int = Field(2, ge=1)
+
+
 class EvaluateConfig(Section):
     n_test: int = Field(500, ge=1, description="held-out problems")
     n: int = Field(8, ge=1, description="samples per problem for maj@n / pass@n")
@@ -138,6 +163,9 @@ class Config(Section):
     verify: VerifyConfig = VerifyConfig()
     select: SelectConfig = SelectConfig()
     sft: SFTConfig = SFTConfig()
+    reward: RewardConfig = RewardConfig()
+    score: ScoreConfig = ScoreConfig()
+    decontaminate: DecontaminateConfig = DecontaminateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
 

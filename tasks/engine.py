@@ -16,6 +16,7 @@ import os
 import threading
 from pathlib import Path
 
+from tasks.common import check_checkpoint
 from tasks.config import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def _start(model_dir: Path, cfg: EngineConfig):
 
 def get_engine(model_dir: str | Path, cfg: EngineConfig):
     """A vLLM `LLM` serving `model_dir`'s weights."""
-    model_dir = Path(model_dir).resolve()
+    model_dir = check_checkpoint(Path(model_dir).resolve())
     sig = _signature(model_dir, cfg)
     with _lock:
         if _engine.get("signature") != sig:

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from tasks.common import check_checkpoint
 from tasks.config import TrainConfig
 
 
@@ -26,6 +27,7 @@ def train(model_dir: str | Path, prompts: list[str], completions: list[str], out
     if not prompts:
         raise ValueError("sft: no training examples (did every sample fail verification?)")
     out_dir = Path(out_dir)
+    check_checkpoint(model_dir)
     torch.manual_seed(train_cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "right"

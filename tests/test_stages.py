@@ -1,0 +1,55 @@
+"""Cache keys: content-based, sensitive to exactly the config sections and inputs a stage reads."""
+from __future__ import annotations
+
+import pytest
+
+from flows.stages import STAGE_CODE, STAGE_CONFIG, input_digests, stage_key
+from tasks.common import check_checkpoint
+from tasks.common import StageResult
+from tasks.config import Config
+
+
+def with_change(**sections) -> Config:
+    return Config.model_validate(sections)
+
+
+def test_key_follows_own_config_section_only():
+    base = Config()
+    changed_select = with_change(select={"max_per_problem": 1})
+    assert stage_key("select", base, {}) != stage_key("select", changed_select, {})
+    for upstream in ("problems", "sample", "verify"):
+        assert stage_key(upstream, base, {}) == stage_key(upstream, changed_select, {})
+
+
+def test_key_follows_input_digests_not_paths():
+    a = StageResult("sample", "/runs/a/round-01/02-sample", "k", "digest-1")
+    b = StageResult("sample", "/elsewhere/b/round-01/02-sample", "k", "digest-1")
+    c = StageResult("sample", "/runs/a/round-01/02-sample", "k", "digest-2")
+    cfg = Config()
+    key = lambda r: stage_key("verify", cfg, input_digests({"samples": r}))
+    assert key(a) == key(b) != key(c)
+    assert input_digests({"kept": [a, c], "round": 2}) == {"kept": ["digest-1", "digest-2"], "round": 2}
+
+
+def test_run_name_and_round_count_never_invalidate():
+    base = Config()
+    other = with_change(run={"name": "other", "rounds": 9})
+    for stage in STAGE_CONFIG:
+        assert stage_key(stage, base, {}) == stage_key(stage, other, {}), stage
+
+
+def test_every_stage_has_code_and_config_entries():
+    assert set(STAGE_CODE) == set(STAGE_CONFIG)
+
+
+def test_missing_or_corrupt_checkpoint_names_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nope")):
+        check_checkpoint(tmp_path / "nope")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        check_checkpoint(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"x")
+    (tmp_path / "m" / "config.json").write_text("{broken")
+    with pytest.raises(ValueError, match="corrupt"):
+        check_checkpoint(tmp_path / "m")
