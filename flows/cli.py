@@ -35,6 +35,10 @@ def _environment() -> None:
     }
     for k, v in defaults.items():
         os.environ.setdefault(k, v)
+    if "PREFECT_API_URL" not in os.environ:  # report to our local server when it runs
+        from flows.ops import running_server
+        if info := running_server():
+            os.environ["PREFECT_API_URL"] = info["api_url"]
 
 
 def _fail(msg: str) -> None:
@@ -103,6 +107,72 @@ def summary(run_dir: Path = typer.Argument(..., help="a run folder, e.g. runs/ti
     if not path.exists():
         _fail(f"{path}: no summary (the run has not finished a round)")
     print_summary(json.loads(path.read_text()))
+
+
+server_app = typer.Typer(help="A local Prefect server (UI at http://127.0.0.1:PORT).")
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(port: int = typer.Option(4200, help="port on 127.0.0.1")) -> None:
+    """Start the server in the background (SQLite under the project's Prefect home)."""
+    _environment()
+    from flows.ops import start_server
+    info = start_server(port)
+    console.print(f"prefect server: {info['api_url']} (UI http://127.0.0.1:{info['port']}), pid {info['pid']}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    _environment()
+    from flows.ops import stop_server
+    console.print("stopped" if stop_server() else "no server was running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    _environment()
+    from flows.ops import running_server
+    info = running_server()
+    console.print(f"running: {info['api_url']}" if info else "not running (commands use a temporary server)")
+    raise typer.Exit(0 if info else 3)
+
+
+@app.command()
+def serve(
+    config: Path = typer.Argument(..., help="experiment YAML"),
+    every: Optional[str] = typer.Option(None, help="interval: 90s, 30m, 6h, 1d"),
+    cron: Optional[str] = typer.Option(None, help='cron schedule, e.g. "0 2 * * *"'),
+    run_name: Optional[str] = typer.Option(None, "--run", help="run folder to continue"),
+    home: Optional[Path] = typer.Option(None, help="runs root (default: $SELFIMPROVE_HOME or ./runs)"),
+) -> None:
+    """Serve a deployment whose every run continues the run folder by one round; one at a time."""
+    import datetime as dt
+    _environment()
+    if (every is None) == (cron is None):
+        _fail("give exactly one of --every or --cron")
+    from flows.ops import scheduled_iteration
+    from tasks.config import ConfigError, load_config
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+    name = run_name or cfg.run.name
+    root = (home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))).resolve()
+    schedule = {"cron": cron} if cron else {"interval": dt.timedelta(seconds=_seconds(every))}
+    # limit/global_limit = 1: flow.serve defaults to unlimited concurrency, and a short interval
+    # would otherwise start overlapping rounds on the same run folder.
+    scheduled_iteration.serve(name=f"{name}-schedule", parameters={"config": str(config.resolve()),
+                              "run_name": name, "home": str(root)}, limit=1, global_limit=1,
+                              pause_on_shutdown=True, **schedule)
+
+
+def _seconds(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        _fail(f"--every {text!r}: use a number with s, m, h or d (e.g. 6h)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""Operations: a local Prefect server, and scheduled iterations of a run.
+
+    selfimprove server start|stop|status      # SQLite under the project's Prefect home, 127.0.0.1
+    selfimprove serve configs/tiny.yaml --every 6h
+
+When the local server runs, the CLI and flows report to it (runs show in its UI); otherwise
+Prefect's temporary server is used for the duration of one command.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prefect import flow
+
+DEFAULT_PORT = 4200
+
+
+def _state_file() -> Path:
+    return Path(os.environ["PREFECT_HOME"]) / "server.json"
+
+
+def server_url(port: int = DEFAULT_PORT) -> str:
+    return f"http://127.0.0.1:{port}/api"
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def running_server() -> dict | None:
+    """{"pid", "port", "api_url"} of our local server when it answers, else None."""
+    path = _state_file()
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    return info if healthy(info["api_url"]) else None
+
+
+def start_server(port: int = DEFAULT_PORT, wait_s: float = 180.0) -> dict:
+    """Start `prefect server start` in the background; wait until it answers."""
+    if info := running_server():
+        return info
+    home = Path(os.environ["PREFECT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    log = open(home / "server.log", "a")
+    env = {**os.environ, "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+    env.pop("PREFECT_API_URL", None)  # the server itself must not point at another API
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    info = {"pid": proc.pid, "port": port, "api_url": server_url(port)}
+    deadline = time.time() + wait_s
+    while not healthy(info["api_url"]):
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {proc.returncode}; see {home / 'server.log'}")
+        if time.time() > deadline:
+            os.killpg(proc.pid, signal.SIGTERM)
+            raise TimeoutError(f"prefect server did not answer within {wait_s:.0f} s; see {home / 'server.log'}")
+        time.sleep(1)
+    _state_file().write_text(json.dumps(info))
+    return info
+
+
+def stop_server() -> bool:
+    path = _state_file()
+    if not path.exists():
+        return False
+    info = json.loads(path.read_text())
+    try:
+        os.killpg(info["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    path.unlink()
+    return True
+
+
+@flow(name="scheduled-iteration", flow_run_name="{run_name}-next")
+def scheduled_iteration(config: str, run_name: str, home: str) -> dict:
+    """One scheduled run: continue the run folder by one round (all earlier stages come from cache)."""
+    from flows.self_improve import run_loop
+    from tasks.config import load_config
+
+    run_dir = Path(home) / run_name
+    summary_path = run_dir / "summary.json"
+    done = len(json.loads(summary_path.read_text())["rounds"]) - 1 if summary_path.exists() else -1
+    cfg = load_config(config, {"run.rounds": max(done + 1, 0)})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_loop(cfg, str(run_dir), run_name)
