@@ -1,0 +1,454 @@
+"""Tests of the answer verifier (tasks/verify.py, answer_extract.py, answer_norm.py, verify_pool.py).
+
+    .venv/bin/python -m pytest tests/test_verify.py -q            # fast tier
+    .venv/bin/python -m pytest tests/test_verify.py -q -m slow    # every benchmark gold
+
+The (gold, prediction, expected) tables are written from the shapes real model outputs take on
+GSM8K, MATH, the Chinese sets (cmath, cn_middle_school, gaokao) and TIR runs; every family has
+both equal and not-equal rows. Rows marked "math-verify" are its known false verdicts.
+"""
+
+import importlib.util
+import threading
+from pathlib import Path
+
+import pytest
+
+from tasks.answer_extract import extract_answer
+from tasks.answer_norm import clean, fast_equal
+from tasks.verify import Verdict, is_equivalent, majority_vote, verify_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
+
+# ---------------------------------------------------------------------------------------------
+# (gold, prediction, expected) by family
+
+INTEGERS = [  # GSM8K golds and the ways models write them
+    ("18", "18", True), ("18", "18.00", True), ("18", r"\$18", True), ("18", "$18", True),
+    ("18", r"18 \text{ dollars}", True), ("18", r"\text{18}", True), ("18", "17", False),
+    ("18", "180", False), ("18", "1.8", False), ("70000", "70,000", True),
+    ("70000", r"70\,000", True), ("70000", "70 000", True), ("70000", "7000", False),
+    ("70000", "70,001", False), ("1080", "1,080", True), ("1080", "1,800", False),
+    ("-3", "-3", True), ("-3", "3", False), ("5", "5.0", True), ("5", "5.01", False),
+    ("0", "-0", True), ("260", r"260 \text{ miles}", True), ("260", r"260\text{ km}", True),
+    ("15", r"15 \text{ minutes}", True), ("15", r"16 \text{ minutes}", False),
+    ("3", "three", False), ("624", "6.24", False), ("7", "07", True), ("1000000", "10^6", True),
+    ("1000000", "1,000,000", True), ("1000000", "1,000,00", False), ("12", "12.", True),
+    ("12", r"\mathbf{12}", True), ("12", "{12}", True), ("20", r"20 \text{ hours}", True),
+    ("5", "25", False), ("48", "$48$", True), ("48", r"\(48\)", True), ("48", "84", False),
+    ("4343_6", "4343_2", False), ("4343_6", "4343_{6}", True), ("4343_6", "4343", True),
+    ("10001_2", "10011_2", False), ("2", "10_2", True), ("1112_4", "86", False),
+]
+CHINESE = [  # cmath / cn_middle_school / gaokao answers
+    ("9", "9页", True), ("68", "68下", True), ("24", "24元", True), ("24", "25元", False),
+    ("1.5", "1.5千克", True), ("3", "3个", True), ("3", "4个", False), ("-6", "－6", True),
+    ("-6", "6", False), ("1:9", "1:9", True), ("1:9", "1:3", False), ("1.2", "1.2米", True),
+    ("60", "60°", True), ("C", "（C）", True), ("C", "Ｃ", True), ("C", "（D）", False),
+    ("2", "x＝2", True), ("2", "x＝3", False),
+]
+FRACTIONS = [  # decimals vs fractions, \frac12, \dfrac, mixed numbers
+    (r"\frac{1}{2}", "0.5", True), ("0.5", r"\frac12", True), ("0.5", "1/2", True),
+    (r"\frac{3}{4}", "0.75", True), (r"\frac{3}{4}", "0.7", False), (r"\frac{3}{4}", "3/4", True),
+    (r"\frac{3}{4}", "4/3", False), (r"\frac{1}{3}", "0.333", False),
+    (r"\frac{1}{3}", "0.33", False), ("0.33", r"\frac{1}{3}", True), ("2.5", r"\frac{5}{2}", True),
+    ("2.5", "5/2", True), ("2.5", "2.50", True), ("2.5", "2.05", False),
+    (r"\frac{14}{3}", r"4\frac{2}{3}", True), (r"\frac{14}{3}", "4.67", False),
+    ("4.67", r"\frac{14}{3}", True), (r"1\frac{4}{5}", r"\frac95", True),
+    (r"1\frac{4}{5}", "1.8", True), (r"1\frac{4}{5}", r"\frac{4}{5}", False),
+    (r"\frac{9}{2}", r"\dfrac{9}{2}", True), (r"\frac{9}{2}", r"\tfrac92", True),
+    (r"\frac{-1}{2}", r"-\frac12", True), (r"-\frac{1}{2}", r"\frac{1}{2}", False),
+    (r"\frac{1}{12}", "0.0833333", False), (r"\frac12", r"\frac{1}{2}", True),
+    (r"\frac32", "1.5", True), (r"\frac32", "2/3", False), (r"\frac{6}{8}", r"\frac{3}{4}", True),
+    ("0.125", r"\frac{1}{8}", True), ("0.125", r"\frac{1}{9}", False),
+    (r"\frac{1}{2}", r"\frac{1}{2}\text{ hour}", True), (r"137 \frac{1}{2}", "137.5", True),
+    (r"137 \frac{1}{2}", "138.5", False), (r"\dfrac{7}{2}", r"\left(\frac{7}{2}\right)", True),
+    ("1.5", r"\frac{3}{2}", True), ("0.2", "1/5", True), ("0.2", "1/6", False),
+    ("0.3", r"\frac{1}{3}", False),
+]
+ROOTS = [  # roots and rationalised forms
+    (r"\frac{\sqrt{2}}{2}", r"\frac{1}{\sqrt{2}}", True), (r"2\sqrt{2}", r"\sqrt{8}", True),
+    (r"2\sqrt{2}", r"\sqrt{2}", False), ("4", r"4\sqrt{2}", False), (r"4\sqrt{2}", "4", False),
+    ("4", r"4\sqrt(2)", False), (r"4\sqrt{2}", r"4\sqrt(2)", True),
+    (r"\sqrt{1/n}", r"\frac{1}{\sqrt{n}}", True),  # math-verify: False
+    (r"\frac{1}{\sqrt{n}}", r"\sqrt{\frac{1}{n}}", True), (r"3\sqrt{3}", r"\sqrt{27}", True),
+    (r"3\sqrt{3}", r"\sqrt{9}", False), (r"\sqrt[3]{2}", "2^{1/3}", True),
+    (r"\frac{5\sqrt{3}}{3}", r"\frac{5}{\sqrt{3}}", True), (r"\frac{\sqrt{6}}{3}", r"\sqrt{\frac{2}{3}}", True),
+    (r"1+\sqrt{2}", r"\sqrt{2}+1", True), (r"1+\sqrt{2}", r"1-\sqrt{2}", False),
+    (r"\sqrt{3}", r"\sqrt3", True), (r"\sqrt{3}", "1.732", False), ("1.73", r"\sqrt{3}", True),
+    (r"\frac{\sqrt{3}}{2}", r"\frac{\sqrt3}2", True), (r"2\sqrt{5}", r"\sqrt{20}", True),
+    (r"2\sqrt{5}", r"\sqrt{10}", False), (r"\sqrt{2}+\sqrt{3}", r"\sqrt{5+2\sqrt{6}}", True),
+    ("3", r"\sqrt{9}", True), (r"\frac{\sqrt{2}}{4}", r"\frac{1}{2\sqrt{2}}", True),
+    (r"\frac{\sqrt{2}}{4}", r"\frac{1}{\sqrt{2}}", False), ("2", "sqrt(4)", True),
+]
+PI = [
+    (r"2\pi", r"2 \pi", True), (r"2\pi", r"\pi \cdot 2", True), (r"2\pi", "6.28", False),
+    ("6.28", r"2\pi", True), ("3.14", r"\pi", True), (r"\pi", "3.14", False),
+    (r"\frac{\pi}{4}", r"\frac{1}{4}\pi", True), (r"\frac{\pi}{4}", r"\frac{\pi}{2}", False),
+    (r"100\pi", r"100\pi \text{ cm}^2", True), (r"36\pi", r"36 \pi", True),
+    (r"36\pi", "36", False), (r"\frac{32\pi}{3}", r"\frac{32}{3}\pi", True),
+    (r"4\pi", "4π", True), (r"4\pi", "4*pi", True), (r"\pi - 2", r"-2+\pi", True),
+    (r"\pi - 2", r"2 - \pi", False),
+]
+DEGREES = [  # degrees vs radians where the gold says so
+    (r"30^\circ", "30", True), ("30", r"30^\circ", True), (r"30^\circ", "30°", True),
+    (r"30^\circ", "30 degrees", True), (r"30^\circ", r"\frac{\pi}{6}", True),
+    (r"\frac{\pi}{6}", r"30^\circ", True), (r"\frac{\pi}{6}", "30", False),
+    (r"90^\circ", r"\frac{\pi}{2}", True), (r"90^\circ", r"\pi", False),
+    (r"45^\circ", r"40^\circ", False), ("120", r"120^{\circ}", True), (r"75^\circ", "75", True),
+    (r"75^\circ", "15", False), (r"\frac{2\pi}{3}", r"120^\circ", True),
+]
+PERCENT = [  # no 0.5 == 50 without a percent sign (Qwen's grader says True)
+    (r"50\%", "50", True), (r"50\%", r"50\%", True), (r"50\%", "0.5", True),
+    ("50", "0.5", False), ("0.5", "50", False), ("0.5", r"50\%", True), ("50", r"50\%", True),
+    (r"25\%", r"20\%", False), (r"12.5\%", r"\frac{1}{8}", True), (r"5\%", "0.5", False),
+    ("40", "40 percent", True), ("40", "40%", True), ("0.4", "40%", True), ("40", "4", False),
+    ("7.41", r"7.41\%", True), ("10", "0.1", False),
+]
+UNITS_AND_TEXT = [
+    ("5", r"5\text{ cm}", True), (r"5\text{ cm}", "5", True), (r"5\text{ cm}", r"5 \mathrm{cm}", True),
+    (r"5\text{ cm}", r"6 \text{ cm}", False), (r"\text{Devon}", "Devon", True),
+    (r"\text{Devon}", r"\textbf{Devon}", True), (r"\text{Devon}", "Evan", False),
+    (r"\text{even}", "even", True), (r"\text{even}", "odd", False),
+    (r"\text{Tuesday}", r"\text{tuesday}", True), ("No", "no", True), ("Yes", "No", False),
+    (r"\text{no solution}", "No solution", True), (r"\text{(A)}", "A", True),
+    ("12", r"12 \text{ inches}", True), (r"12\text{ inches}", r"\text{12 inches}", True),
+    ("2", r"2 \mbox{ m}", True), (r"\text{circle}", r"\text{parabola}", False),
+    ("9", r"9 \text{ square units}", True), ("9", r"8 \text{ square units}", False),
+]
+LABELS = [  # x = 3 vs 3
+    ("3", "x = 3", True), ("x=3", "3", True), ("x = 3", "x=3", True), ("x = 3", "y = 3", False),
+    ("3", "x = 4", False), ("k=5", "5", True), ("a_1 = 2", "2", True), ("x = 3", "x = -3", False),
+    ("5", "n = 5", True), ("f(x) = x^2", "x^2", True), (r"\theta = \frac{\pi}{3}", r"\frac{\pi}{3}", True),
+    (r"\frac{1}{2}", r"m = \frac12", True), ("2", "x_1 = 2", True), ("-1", "a=-1", True),
+    ("-1", "a=1", False), (r"x \in (2, 3)", "(2,3)", True), ("2, 3", r"x=2 \text{ or } x=3", True),
+    ("2, 3", r"x = 2, x = 4", False), ("x = 1, 2", "1, 2", True), ("x=7", "7", True),
+]
+EQUATIONS = [
+    ("y = 2x + 3", "y = 3 + 2x", True), ("y = 2x+3", "2x - y + 3 = 0", True),
+    ("y = 2x + 3", "y = 2x - 3", False), ("x^2 + y^2 = 1", "y^2 + x^2 = 1", True),
+    ("x^2+y^2=1", "2x^2+2y^2=2", True), ("x^2+y^2=1", "x^2+y^2=2", False),
+    ("3x-y+13=0", "3x+4y+14=0", False),  # math-verify: True
+    ("x + y = 5", "x+y-5=0", True), (r"\frac{x^2}{4}+\frac{y^2}{3}=1", "3x^2+4y^2=12", True),
+    (r"y=-\frac{1}{2}x+1", "x + 2y - 2 = 0", True), ("y = x^2", "x = y^2", False),
+    ("y^2 = 4x", "y^2 - 4x = 0", True), ("y^2 = 4x", "y^2 = 8x", False),
+    ("2x + 3y = 6", r"y = 2 - \frac{2}{3}x", True), (r"\cos(\pi) = -1", r"\cos(\pi) = -1", True),
+    ("x - y = 1", "y - x = 1", False),
+]
+INTERVALS = [  # open vs closed matters
+    ("(1, 2]", "(1,2]", True), ("(1,2]", "[1,2]", False), ("(1,2]", "(1,2)", False),
+    (r"[0, \infty)", r"[0,\infty)", True), (r"[0,\infty)", r"(0, \infty)", False),
+    (r"(-\infty, 3)", r"(-\infty,3)", True), (r"(-\infty, 3)", r"(-\infty, 3]", False),
+    (r"(-\infty, -1) \cup (2, \infty)", r"(2, \infty) \cup (-\infty, -1)", True),
+    (r"(-\infty,-1)\cup(2,\infty)", r"(-\infty,-1]\cup(2,\infty)", False),
+    (r"[2, \infty)", r"x \ge 2", True), (r"x \geq 2", r"[2,+\infty)", True),
+    ("x > 2", r"[2, \infty)", False), ("(-2, 3]", r"-2 < x \le 3", True),
+    (r"\{x|-2\leq x < 1\}", "[-2, 1)", True), (r"\{x|-2\leq x < 1\}", "[-2,1]", False),
+    (r"x<-1 \text{ or } x>2", r"(-\infty,-1)\cup(2,\infty)", True),
+    (r"\left[ \frac{1}{2}, 3 \right)", "[0.5, 3)", True), (r"(-\infty, \infty)", r"\mathbb{R}", True),
+    (r"\mathbb{R}", r"(-\infty, 0)", False), ("(0,1)", "(0, 1)", True), ("[-1, 1]", "[-1,1]", True),
+    ("[-1, 1]", "[1, -1]", False), (r"\left(-\frac{1}{2}, 0\right)", "(-0.5, 0)", True),
+    (r"(-\infty, 0) \cup (0, \infty)", r"(-\infty,0)\cup(0,\infty)", True),
+    (r"{x \mid-3<x<4}", "(-3, 4)", True), (r"[3,\infty)", r"x\ge3", True), ("x<5", r"(-\infty,5)", True),
+    ("x<5", r"(-\infty,5]", False),
+]
+SETS_AND_TUPLES = [  # sets are unordered, tuples ordered
+    (r"\{1, 2, 3\}", r"\{3, 2, 1\}", True), (r"\{1,2,3\}", r"\{1,2\}", False),
+    ("1, 2, 3", "3, 2, 1", True), ("1, 2, 3", "1, 2, 4", False), ("(1, 2)", "(2, 1)", False),
+    (r"(3, \frac{\pi}{2})", r"\left( 3, \frac{\pi}{2} \right)", True),
+    (r"(3, \frac{\pi}{2})", r"(3, \frac{\pi}{3})", False), ("(1,2,3)", "(1, 2, 3)", True),
+    ("(1,2,3)", "(3,2,1)", False), ("(45,2),(-10,-9)", "(-10,-9),(45,2)", True),
+    ("(45,2),(-10,-9)", "(45,2)", False), ("-2, 1", "1, -2", True), ("-2, 1", r"1 \text{ and } -2", True),
+    (r"\{1,2\}", "1, 2", True), (r"\emptyset", r"\varnothing", True), (r"\emptyset", r"\{0\}", False),
+    ("(1,2,3)", "[1,2,3]", True), ("(2, -1, 3)", r"\langle 2, -1, 3 \rangle", True),
+    ("1, 3, 5", "1,3,5", True), ("1, 3, 5", "1, 3", False), ("2, 4", "2, 4, 4", False),
+    (r"\{-1, 1\}", r"\{1, -1\}", True), ("(0, 0)", "(0, 0, 0)", False),
+    (r"(\frac{1}{2}, \frac{1}{3})", "(0.5, 1/3)", True), ("(6,31,-1)", "(6,31,-1]", False),
+    ("(a+5)(b+2)", "(a+5)(b+2]", False), ("(a+5)(b+2)", "(b+2)(a+5)", True),
+]
+MATRICES = [
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{bmatrix}1&2\\3&4\end{bmatrix}", True),
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{pmatrix}1&2\\3&5\end{pmatrix}", False),
+    (r"\begin{pmatrix} -1 \\ 2 \end{pmatrix}", "(-1, 2)", True),
+    (r"\begin{pmatrix} \frac{1}{2} \\ 0 \end{pmatrix}", r"\begin{pmatrix} 0.5 \\ 0 \end{pmatrix}", True),
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{pmatrix}1&3\\2&4\end{pmatrix}", False),
+    (r"\begin{pmatrix}1\\2\end{pmatrix}", "(2, 1)", False),
+    (r"\begin{pmatrix} 1 & 0 \\ 0 & 1 \end{pmatrix}", r"\begin{pmatrix} 1 & 0 & 0 \\ 0 & 1 & 0 \end{pmatrix}", False),
+    (r"\begin{pmatrix} 2 \\ -3 \\ 1 \end{pmatrix}", r"\begin{pmatrix}2\\-3\\1\end{pmatrix}", True),
+    (r"\begin{pmatrix} \sqrt{2} & 0 \end{pmatrix}", r"\begin{pmatrix} \sqrt{2} & 0 \end{pmatrix}", True),
+    (r"\begin{pmatrix} 4/5 \\ 3/5 \end{pmatrix}", r"\begin{pmatrix} 0.8 \\ 0.6 \end{pmatrix}", True),
+]
+PLUS_MINUS = [
+    (r"\pm 2", "2, -2", True), (r"\pm 2", r"\pm2", True), (r"\pm 2", "2", False),
+    ("2", r"\pm 2", False), (r"\pm 2021", "2021", False), ("2021", r"\pm 2021", False),  # math-verify
+    (r"1 \pm \sqrt{2}", r"1+\sqrt{2}, 1-\sqrt{2}", True), (r"1 \pm \sqrt{2}", r"1+\sqrt{2}", False),
+    ("-2, 2", r"\pm 2", True), (r"\pm\frac{1}{2}", r"\pm 0.5", True), (r"\pm 3", r"\mp 3", True),
+    (r"\pm 3", "3, 3", False),
+]
+INFINITY = [
+    (r"\infty", r"\infty", True), (r"\infty", r"+\infty", True), (r"\infty", "∞", True),
+    (r"\infty", "infinity", True), (r"\infty", r"-\infty", False), (r"-\infty", "-∞", True),
+    (r"\infty", "1000000", False), (r"-\infty", r"\infty", False),
+]
+COMPLEX = [
+    ("3+4i", "4i+3", True), ("3+4i", "3-4i", False), (r"1-\mathrm{i}", "1-i", True),
+    (r"-1-\sqrt{3}i", r"-1-i\sqrt{3}", True), ("2i", r"2\mathrm{i}", True), ("i", "-i", False),
+    (r"\frac{48 i-56}{85}", r"-\frac{56}{85}+\frac{48}{85}i", True), ("1+i", "(1+i)", True),
+    ("-1+i", "i-1", True), ("5", "5+0i", True), ("2-3i", "2+3i", False), (r"\frac{1+i}{2}", "0.5+0.5i", True),
+]
+CHOICES = [
+    ("C", "C", True), ("C", "(C)", True), ("C", r"\text{(C)}", True), ("C", "C. 1-i", True),
+    ("C", "D", False), ("C", "(D)", False), ("B", r"\textbf{B}", True), ("A", "(A) 12", True),
+    (r"C. 1-\mathrm{i}", "1-i", True), (r"C. 1-\mathrm{i}", "C", True), (r"C. 1-\mathrm{i}", "1+i", False),
+    (r"C. 1-\mathrm{i}", "D", False), ("D", "D.", True),
+]
+KNOWN_BUGS = [  # math-verify issues #14, #41, #64 and friends
+    (r"\frac{1}{2004!}", r"\frac{1}{2006!}", False), (r"\frac{1}{2^{99}}", r"\frac{1}{2^{98}}", False),
+    (r"1 - \frac{1}{\mathrm{e}}", r"1 + \frac{1}{\mathrm{e}}", False), (r"1-\frac{1}{e}", "1-e^{-1}", True),
+    ("2^{2006}", "2^{2006}", True), ("2^{2006}", "2^{2005}", False), ("10^{-9}", "0.000000001", True),
+    ("10^{-9}", "0", False), ("0", "10^{-12}", False), (r"\frac{x+2}{7}", r"\frac{x}{7}+\frac{2}{7}", True),
+    ("p - q", "-q + p", True), ("p-q", "q-p", False), ("x^2+2x+1", "(x+1)^2", True),
+    ("(x+1)^2", "x^2+1", False), (r"\frac{1}{2n+2}", r"\frac{1}{2(n+1)}", True),
+    (r"\log_2 8", "3", True), (r"\binom{5}{2}", "10", True), ("5!", "120", True),
+    (r"\frac{2^{2005}+1}{3 \cdot 2^{2006}}", r"\frac{1}{3 \cdot 2^{2006}}", False),
+    ("12:00", "1:00", False), (r"\text{13}", "13", True),
+]
+
+FAMILIES = {
+    "integers": INTEGERS, "chinese": CHINESE, "fractions": FRACTIONS, "roots": ROOTS, "pi": PI,
+    "degrees": DEGREES, "percent": PERCENT, "units_text": UNITS_AND_TEXT, "labels": LABELS,
+    "equations": EQUATIONS, "intervals": INTERVALS, "sets_tuples": SETS_AND_TUPLES,
+    "matrices": MATRICES, "plus_minus": PLUS_MINUS, "infinity": INFINITY, "complex": COMPLEX,
+    "choices": CHOICES, "known_bugs": KNOWN_BUGS,
+}
+TABLE = [pytest.param(g, p, e, id=f"{family}-{i}") for family, rows in FAMILIES.items()
+         for i, (g, p, e) in enumerate(rows)]
+
+
+def test_table_is_big_and_every_family_has_both_verdicts():
+    assert len(TABLE) >= 300
+    for family, rows in FAMILIES.items():
+        assert {e for _, _, e in rows} == {True, False}, family
+
+
+@pytest.mark.parametrize("gold, pred, expected", TABLE)
+def test_is_equivalent(gold, pred, expected):
+    assert is_equivalent(pred, gold) is expected
+
+
+@pytest.mark.parametrize("gold, pred, expected", TABLE)
+def test_fast_path_never_contradicts_the_full_check(gold, pred, expected):
+    assert fast_equal(pred, gold) in (None, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# The gold/prediction asymmetry (module docstring of tasks/verify.py)
+
+ASYMMETRIC = [  # (a, b): a gold accepts b as a prediction, b as gold rejects a
+    ("3.14", r"\pi"), ("0.33", r"\frac{1}{3}"), ("1.41", r"\sqrt{2}"), (r"C. 1-\mathrm{i}", "1-i"),
+]
+
+
+@pytest.mark.parametrize("gold, pred", ASYMMETRIC)
+def test_gold_fixes_precision_and_choices(gold, pred):
+    assert is_equivalent(pred, gold)
+    assert not is_equivalent(gold, pred)
+
+
+def test_gold_fixes_the_angle_unit():
+    assert is_equivalent(r"\frac{\pi}{6}", r"30^\circ")  # gold in degrees: radians are fine
+    assert is_equivalent("30", r"30^\circ")
+    assert not is_equivalent("30", r"\frac{\pi}{6}")  # gold in radians: a bare 30 is not
+    assert is_equivalent(r"30^\circ", r"\frac{\pi}{6}")  # ... unless it says degrees
+
+
+@pytest.mark.parametrize("a, b", [("x = 3", "3"), (r"50\%", "0.5"), (r"\frac12", "0.5"),
+                                  (r"\{1,2\}", r"\{2,1\}"), (r"\pm 2", "-2, 2")])
+def test_everything_else_is_symmetric(a, b):
+    assert is_equivalent(a, b) and is_equivalent(b, a)
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+
+TIR = ("Let's compute.\n```python\nprint(6*7)\n```\n```output\n42\n```\n"
+       "The product is 42, so the answer is $\\boxed{42}$.")
+EXTRACTION = [
+    (r"so the answer is \boxed{632}.", "632"),
+    (r"We get \boxed{\frac{\sqrt{3}}{2}}.", r"\frac{\sqrt{3}}{2}"),
+    (r"First \boxed{1}, then correcting: \boxed{2}", "2"),
+    (r"\fbox{5}", "5"), (r"$\boxed 5$", "5"), (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
+    (r"\boxed{C(p)=\left\{\begin{array}{ll} 1 & p<1 \\ 2 & p \ge 1\end{array}\right.}",
+     r"C(p)=\left\{\begin{array}{ll} 1 & p<1 \\ 2 & p \ge 1\end{array}\right."),
+    ("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", r"\frac{1}{2}"),
+    ("Janet sells 9 eggs. She makes 9 * 2 = 18 dollars.\nThe answer is 18.", "18"),
+    ("The answer is: 18", "18"), ("The answer is $18.", "$18"), ("#### 72", "72"),
+    ("She has 9 left.\n#### 1,080", "1,080"), ("所以答案是 12。", "12"),
+    ("答案为：$\\frac{1}{2}$", r"\frac{1}{2}"), ("故答案为 $x=2$", "x=2"),
+    ("Thus the number of residents is **73**.\n\n---\n\n✅ Final Answer: **73**", "73"),
+    ("...\n\n**Final Answer:** 42", "42"), ("**Final Answer**\n\n$\\boxed{7}$", "7"),
+    ("The correct option is (B).", "B"), ("由以上可知，故选C", "C"), ("Answer: D", "D"),
+    ("Comparing the options, the best one is\n(A)", "A"), (TIR, "42"),
+    ("```python\nprint(7/2)\n```\n```output\n3.5\n```", "3.5"),
+    ("I first guessed \\boxed{1}.\n```python\nprint(7)\n```\n```output\n7\n```\nSo \\boxed{7}.", "7"),
+    ("She has 5 apples and eats 2, leaving 3", "3"), ("It costs 1,000 dollars", "1000"),
+    ("The final answer is $\\boxed{\\$32,\\!348}$.", r"\$32,\!348"),
+    ("The answer is $\\$32$.", r"\$32"),
+]
+
+
+@pytest.mark.parametrize("response, expected", EXTRACTION)
+def test_extract_answer(response, expected):
+    assert extract_answer(response) == expected
+
+
+@pytest.mark.parametrize("response", [
+    "", "   ", "I don't know.", r"\boxed{}", r"The answer is \boxed{\frac{1}{", None,
+    r"\boxed{" + "1" * 3000 + "}", "x" * 10_000,
+])
+def test_extract_answer_none(response):
+    assert extract_answer(response) is None
+
+
+def test_extraction_feeds_equivalence():
+    assert is_equivalent(extract_answer("The answer is $18."), "18")
+    assert clean(extract_answer("The final answer is $\\boxed{\\$32,\\!348}$.")) == "32348"
+
+
+# ---------------------------------------------------------------------------------------------
+# verify_batch
+
+
+def test_verify_batch_statuses():
+    responses = [r"\boxed{632}", "The answer is 631.", "no idea", r"\boxed{\sqrt{8}}",
+                 r"\boxed{9}", "nothing"]
+    golds = ["632", "632", "632", r"2\sqrt{2}", None, None]
+    verdicts = verify_batch(responses, golds, timeout_s=10)
+    assert [v.status for v in verdicts] == ["correct", "wrong", "no_answer", "correct",
+                                            "unverified", "no_answer"]
+    assert [v.correct for v in verdicts] == [True, False, False, True, None, None]
+    assert verdicts[0] == Verdict("632", True, "correct", None)
+
+
+def test_verify_batch_accepts_numeric_and_missing_golds():
+    verdicts = verify_batch([r"\boxed{27}", r"\boxed{27}"], [27.0, float("nan")])
+    assert [v.status for v in verdicts] == ["correct", "unverified"]
+
+
+def test_verify_batch_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="one gold per"):
+        verify_batch(["a"], [])
+
+
+def test_verify_batch_from_a_thread():
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(v=verify_batch(
+        [r"\boxed{\frac{\sqrt2}{2}}", r"\boxed{3}"], [r"\frac{1}{\sqrt{2}}", "3"], timeout_s=10)))
+    thread.start()
+    thread.join()
+    assert [v.status for v in out["v"]] == ["correct", "correct"]
+
+
+def test_workers_zero_starts_no_process():
+    verdicts = verify_batch([r"\boxed{3}", r"\boxed{\sqrt{9}}"], ["3", "3"], workers=0)
+    assert [v.status for v in verdicts] == ["correct", "error"]
+
+
+def test_overrun_is_killed_and_the_pool_recovers():
+    slow = r"\boxed{(x+1)^{40} - (x-1)^{40} + (y+2)^{30}}"
+    gold = r"((x+1)^{20}+(x-1)^{20})((x+1)^{20}-(x-1)^{20}) + (2+y)^{30}"
+    assert [v.status for v in verify_batch([slow] * 2, [gold] * 2, timeout_s=0.001)] == ["timeout"] * 2
+    assert [v.status for v in verify_batch([slow], [gold], timeout_s=60)] == ["correct"]
+
+
+def test_audit_records_plain_math_verify():
+    verdicts = verify_batch([r"\boxed{\frac{1}{2006!}}", r"\boxed{5}"], [r"\frac{1}{2004!}", "5"],
+                            timeout_s=20, audit=True)
+    assert [(v.correct, v.mv_correct) for v in verdicts] == [(False, True), (True, True)]
+
+
+ADVERSARIAL = [
+    r"\boxed{10^{10^{10^{10}}}}", r"\boxed{2^{2^{2^{2^{2^{2}}}}}}", r"\boxed{99999999!}",
+    r"\boxed{" + "{" * 1000 + "1" + "}" * 1000 + "}", "{" * 1000 + "1" + "}" * 1000,
+    r"\boxed{" + "{" * 400 + "1" + "}" * 400 + "}", "x" * 1_000_000 + r" \boxed{5}", "1" * 1_000_000,
+    r"\boxed{\frac{1}{", r"\boxed{\sqrt{}}", r"\boxed{)(}", r"\boxed{\begin{pmatrix}1&2}",
+    "$$$\\frac", r"\boxed{\left(}", r"\boxed{1,,,,2}", r"\boxed{=}", r"\boxed{x = = 2}",
+    "\\boxed{5\x00}", "\x00" * 1000, "\\boxed{\udcff}", "The answer is \udcff\ud800",
+    r"\boxed{\frac{\frac{\frac{1}{2}}{3}}{4}" * 50 + "}", r"\boxed{" + r"\sqrt{" * 300 + "2" + "}" * 301,
+    r"\boxed{" + "1+" * 3000 + "1}", r"\boxed{x^{" + "9" * 50 + "}}", r"\boxed{\mathbb{Z}}",
+]
+
+
+@pytest.mark.parametrize("gold", ["1", "10^{10^{10^{10}}}", "\udcff"])
+def test_adversarial_inputs_get_a_verdict(gold):
+    verdicts = verify_batch(ADVERSARIAL, [gold] * len(ADVERSARIAL), timeout_s=3)
+    assert len(verdicts) == len(ADVERSARIAL)
+    assert all(v.status in ("correct", "wrong", "no_answer", "timeout", "error") for v in verdicts)
+    assert all(isinstance(v.correct, bool) for v in verdicts)
+
+
+def test_adversarial_audit_times_out_math_verify_not_us():
+    [verdict] = verify_batch([r"\boxed{10^{10^{10^{10}}}}"], ["1"], timeout_s=2, audit=True)
+    assert (verdict.status, verdict.mv_correct) == ("wrong", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# majority_vote
+
+
+@pytest.mark.parametrize("answers, weights, expected", [
+    (["3", "3", "4"], None, "3"),
+    ([r"\frac12", "0.5", "1/3"], None, r"\frac12"),
+    (["1", "2", "2"], [5, 1, 1], "1"),
+    (["4", "5"], None, "4"),  # tie: earliest first occurrence wins
+    (["5", "4", "4", "5"], None, "5"),
+    ([None, None, "7"], None, "7"),
+    ([None, None], None, None),
+    ([], None, None),
+    ([r"\frac{\sqrt2}{2}", "1", r"\frac{1}{\sqrt{2}}"], None, r"\frac{\sqrt2}{2}"),
+    (["x = 2", "2", "3"], None, "x = 2"),
+    (["18", "18.00", r"\$18", "17", "17"], None, "18"),
+    (["7", float("nan"), "8", "8"], [1.0, 9.0, 0.2, 0.3], "7"),
+])
+def test_majority_vote(answers, weights, expected):
+    assert majority_vote(answers, weights) == expected
+
+
+def test_majority_vote_rejects_mismatched_weights():
+    with pytest.raises(ValueError):
+        majority_vote(["1", "2"], [1.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark gold self-checks (../shared/data/benchmarks)
+
+
+def _selfcheck_module():
+    spec = importlib.util.spec_from_file_location("verify_selfcheck",
+                                                  ROOT / "benchmarks" / "verify_selfcheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+needs_data = pytest.mark.skipif(not BENCHMARKS.is_dir(), reason=f"no benchmark data at {BENCHMARKS}")
+
+
+@needs_data
+def test_benchmark_golds_sample_verify_against_themselves():
+    module = _selfcheck_module()
+    result = module.selfcheck(module.load_golds(BENCHMARKS, limit=10), timeout_s=10)
+    assert len(result["benchmarks"]) >= 10
+    for name, row in result["benchmarks"].items():
+        assert row["self_pass_rate"] == 1.0, (name, row["failures"])
+        assert row["reformat_pass_rate"] >= 0.9, (name, row["failures"])
+
+
+@needs_data
+@pytest.mark.slow
+def test_every_benchmark_gold_verifies_against_itself():
+    module = _selfcheck_module()
+    result = module.selfcheck(module.load_golds(BENCHMARKS), timeout_s=10)
+    for name, row in result["benchmarks"].items():
+        assert row["self_pass_rate"] == 1.0, (name, row["failures"])
+        assert row["reformat_pass_rate"] >= 0.95, (name, row["failures"])
