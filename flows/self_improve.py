@@ -30,15 +30,16 @@ def self_improve(cfg: Config, run_dir: str, run_name: str) -> dict:
     started = time.time()
     r0 = run_path / "round-00"
     bootstrap = stages.bootstrap(cfg, str(r0 / "00-bootstrap"), {})
-    evaluation = stages.evaluate(cfg, str(r0 / "09-evaluate"), {"policy": bootstrap})
+    evaluation = stages.evaluate(cfg, str(r0 / "09-evaluate"), {"policy": bootstrap, "rm": None})
     _record(summary, run_path, 0, evaluation.counts, n_sft=0, sample_acc=None, wall_s=time.time() - started)
 
-    policy, kept = bootstrap, []
+    policy, rm, kept = bootstrap, None, []
     for k in range(1, cfg.run.rounds + 1):
         started = time.time()
-        out = improve_round.with_options(result_storage=results_dir(run_dir))(cfg, k, run_dir, policy, bootstrap, kept)
-        policy, kept = out["policy"], [*kept, out["kept"]]
-        _record(summary, run_path, k, out["metrics"], out["n_sft"], out["sample_acc"], time.time() - started)
+        out = improve_round.with_options(result_storage=results_dir(run_dir))(cfg, k, run_dir, policy, rm, bootstrap, kept)
+        policy, rm, kept = out["policy"], out["rm"], [*kept, out["kept"]]
+        _record(summary, run_path, k, {**out["metrics"], "rm_pair_acc": out["rm_pair_acc"]}, out["n_sft"],
+                out["sample_acc"], time.time() - started)
         log.info("round %d done: %s", k, summary["rounds"][-1])
     return summary
 

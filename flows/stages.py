@@ -24,18 +24,24 @@ STAGE_CODE = {
     "problems": ["problems", "world"],
     "sample": ["sample", "engine", "prompts"],
     "verify": ["verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "score": ["reward"],
     "select": ["select"],
     "sft": ["sft", "prompts"],
-    "evaluate": ["evaluate", "engine", "prompts", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "reward-sample": ["sample", "engine", "prompts", "verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "reward": ["reward"],
+    "evaluate": ["evaluate", "engine", "prompts", "reward", "verify", "verify_pool", "answer_extract", "answer_norm"],
 }
 STAGE_CONFIG = {
     "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
     "problems": ["world", "problems", "evaluate"],
     "sample": ["sample", "engine", "prompt"],
     "verify": ["verify"],
+    "score": ["score", "bootstrap.tiny.max_len"],
     "select": ["select"],
     "sft": ["sft", "prompt", "bootstrap.tiny.max_len"],
-    "evaluate": ["evaluate", "engine", "prompt", "verify", "sample.stop"],
+    "reward-sample": ["reward", "engine", "prompt", "verify", "sample.stop", "sample.top_p", "sample.seed"],
+    "reward": ["reward", "bootstrap.tiny.max_len"],
+    "evaluate": ["evaluate", "engine", "prompt", "verify", "score", "sample.stop"],
 }
 
 
@@ -118,12 +124,20 @@ def verify(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
                lambda d: run_verify(cfg.verify, samples.path("samples.parquet"), probs.path("problems.parquet"), d))
 
 
+@stage_task("score")
+def score(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.reward import run_score
+    verified, rm = inputs["verified"], inputs["rm"]
+    return run("score", cfg, out_dir, inputs,
+               lambda d: run_score(cfg, rm_path(rm), verified.path("verified.parquet"), d))
+
+
 @stage_task("select")
 def select(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
     from tasks.select import run_select
     scored = inputs["scored"]
     return run("select", cfg, out_dir, inputs,
-               lambda d: run_select(cfg.select, scored.path("verified.parquet"), d, seed=inputs["round"]))
+               lambda d: run_select(cfg.select, scored.path("scored.parquet"), d, seed=inputs["round"]))
 
 
 @stage_task("sft")
@@ -136,6 +150,22 @@ def sft(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
         str(corpus) if corpus.exists() else None, d))
 
 
+@stage_task("reward-sample")
+def reward_sample(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.sample import run_reward_sample
+    model, probs = inputs["policy"], inputs["problems"]
+    return run("reward-sample", cfg, out_dir, inputs,
+               lambda d: run_reward_sample(cfg, model_path(model), probs.path("problems.parquet"), d))
+
+
+@stage_task("reward")
+def reward(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.reward import run_reward
+    model, groups = inputs["policy"], inputs["groups"]
+    return run("reward", cfg, out_dir, inputs,
+               lambda d: run_reward(cfg, model_path(model), groups.path("verified.parquet"), d))
+
+
 @stage_task("evaluate")
 def evaluate(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
     from tasks.bootstrap import held_out_problems
@@ -143,7 +173,14 @@ def evaluate(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
     import pandas as pd
     test = pd.DataFrame(held_out_problems(cfg))
     return run("evaluate", cfg, out_dir, inputs,
-               lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d))
+               lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d, rm_path(inputs.get("rm"))))
+
+
+def rm_path(rm: StageResult | None) -> str | None:
+    """The reward model a reward stage produced, or None (no RM yet, or the stage was skipped)."""
+    if rm is None or "skipped" in rm.counts:
+        return None
+    return str(rm.path("model"))
 
 
 def model_path(policy: StageResult) -> str:

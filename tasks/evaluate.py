@@ -1,4 +1,7 @@
-"""The `evaluate` stage: greedy, maj@n and pass@n of a policy on the held-out set.
+"""The `evaluate` stage: greedy, maj@n, rm@n and pass@n of a policy on the held-out set.
+
+rm@n: the answer of the sample the reward model scores highest; rm_maj@n: majority vote with
+each sample weighted by sigmoid(RM score). Both only when the round has a reward model.
 
 Writes predictions.parquet (every response with its answer and verdict) and metrics.json:
 overall and per slice (language, operation, carry), each accuracy with its standard error.
@@ -21,8 +24,7 @@ def _verify(cfg: Config, responses: list[str], golds: list[str]):
     return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers)
 
 
-def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path) -> dict:
-    from tasks.verify import majority_vote
+def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path, rm_dir: str | None = None) -> dict:
 
     e = cfg.evaluate
     prompts = build_prompts(list(test.question), model_dir, cfg.prompt)
@@ -44,9 +46,16 @@ def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path)
             rows.append({"problem_id": pid, "kind": "sample", "sample_idx": j,
                          "response": sampled[i][j]["response"], "answer": v.answer, "correct": bool(v.correct)})
     preds = pd.DataFrame(rows)
+    if rm_dir:  # score every sampled response with the round's reward model (for rm@n)
+        from tasks.reward import score_texts
+        prompt_of = dict(zip(test.id, prompts))
+        sampled_rows = preds.kind == "sample"
+        preds.loc[sampled_rows, "rm_score"] = score_texts(
+            rm_dir, [prompt_of[p] for p in preds.problem_id[sampled_rows]], list(preds.response[sampled_rows]),
+            batch_size=cfg.score.batch_size, max_length=None if cfg.bootstrap.model_path else cfg.bootstrap.tiny.max_len)
     preds.to_parquet(out_dir / "predictions.parquet", index=False)
 
-    per_problem = _per_problem(test, preds, majority_vote)
+    per_problem = _per_problem(test, preds)
     metrics = {"n_test": len(test), "n": e.n, **_scores(per_problem, e.n)}
     metrics["slices"] = {f"{col}={val}": _scores(group, e.n)
                          for col in ("lang", "op", "carry") if col in per_problem
@@ -55,8 +64,9 @@ def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path)
     return {k: v for k, v in metrics.items() if k != "slices"}
 
 
-def _per_problem(test: pd.DataFrame, preds: pd.DataFrame, majority_vote) -> pd.DataFrame:
-    from tasks.verify import is_equivalent
+def _per_problem(test: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
+    from tasks.reward import best_of_n, rm_weighted_majority
+    from tasks.verify import is_equivalent, majority_vote
 
     out = test.copy()
     greedy = preds[preds.kind == "greedy"].set_index("problem_id").correct
@@ -65,8 +75,11 @@ def _per_problem(test: pd.DataFrame, preds: pd.DataFrame, majority_vote) -> pd.D
     by_problem = samples.groupby("problem_id")
     out["pass"] = out.id.map(by_problem.correct.any()).astype(bool)
     out["sample_acc"] = out.id.map(by_problem.correct.mean()).astype(float)
-    voted = by_problem.answer.apply(lambda a: majority_vote(list(a)))
-    out["maj"] = [v is not None and is_equivalent(v, g) for v, g in zip(out.id.map(voted), out.gold)]
+    right = lambda picked: [v is not None and is_equivalent(v, g) for v, g in zip(out.id.map(picked), out.gold)]  # noqa: E731
+    out["maj"] = right(by_problem.answer.apply(lambda a: majority_vote(list(a))))
+    if "rm_score" in samples:
+        out["rm"] = right(by_problem.apply(lambda g: best_of_n(list(g.answer), list(g.rm_score))))
+        out["rm_maj"] = right(by_problem.apply(lambda g: rm_weighted_majority(list(g.answer), list(g.rm_score))))
     return out
 
 
@@ -76,6 +89,8 @@ def _scores(df: pd.DataFrame, n: int) -> dict:
         return round(p, 4), round(math.sqrt(p * (1 - p) / max(len(df), 1)), 4)
 
     out = {"count": len(df)}
-    for name, col in (("greedy", "greedy"), (f"maj@{n}", "maj"), (f"pass@{n}", "pass"), ("sample_acc", "sample_acc")):
-        out[name], out[f"{name}_se"] = acc(col)
+    for name, col in (("greedy", "greedy"), (f"maj@{n}", "maj"), (f"rm@{n}", "rm"), (f"rm_maj@{n}", "rm_maj"),
+                      (f"pass@{n}", "pass"), ("sample_acc", "sample_acc")):
+        if col in df:
+            out[name], out[f"{name}_se"] = acc(col)
     return out

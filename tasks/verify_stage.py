@@ -11,16 +11,22 @@ import pandas as pd
 from tasks.config import VerifyConfig
 
 
-def run_verify(cfg: VerifyConfig, samples_path: Path, problems_path: Path, out_dir: Path) -> dict:
+def verify_frame(cfg: VerifyConfig, samples: pd.DataFrame, gold: pd.Series) -> pd.DataFrame:
+    """samples + answer, correct (nullable bool: null where there is no gold), status."""
     from tasks.verify import verify_batch
 
-    samples = pd.read_parquet(samples_path)
-    gold = pd.read_parquet(problems_path, columns=["id", "gold"]).set_index("id").gold
     golds = [gold.get(pid) for pid in samples.problem_id]
     verdicts = verify_batch(list(samples.response), golds, timeout_s=cfg.timeout_s, workers=cfg.workers)
-    samples["answer"] = [v.answer for v in verdicts]
-    samples["correct"] = pd.array([v.correct for v in verdicts], dtype="boolean")
-    samples["status"] = [v.status for v in verdicts]
+    out = samples.copy()
+    out["answer"] = [v.answer for v in verdicts]
+    out["correct"] = pd.array([v.correct for v in verdicts], dtype="boolean")
+    out["status"] = [v.status for v in verdicts]
+    return out
+
+
+def run_verify(cfg: VerifyConfig, samples_path: Path, problems_path: Path, out_dir: Path) -> dict:
+    gold = pd.read_parquet(problems_path, columns=["id", "gold"]).set_index("id").gold
+    samples = verify_frame(cfg, pd.read_parquet(samples_path), gold)
     samples.to_parquet(out_dir / "verified.parquet", index=False)
     counts = samples.status.value_counts().to_dict()
     return {"samples": len(samples), **{k: int(v) for k, v in counts.items()},
