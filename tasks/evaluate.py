@@ -24,7 +24,8 @@ def _verify(cfg: Config, responses: list[str], golds: list[str]):
     return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers)
 
 
-def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path, rm_dir: str | None = None) -> dict:
+def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path, rm_dir: str | None = None,
+                 previous_dir: str | None = None, title: str = "Evaluation") -> dict:
 
     e = cfg.evaluate
     prompts = build_prompts(list(test.question), model_dir, cfg.prompt)
@@ -61,7 +62,18 @@ def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path,
                          for col in ("lang", "op", "carry") if col in per_problem
                          for val, group in per_problem.groupby(col)}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _write_report(metrics, out_dir, previous_dir, title)
     return {k: v for k, v in metrics.items() if k != "slices"}
+
+
+def _write_report(metrics: dict, out_dir: Path, previous_dir: str | None, title: str) -> None:
+    from tasks.report import flipped, round_report
+
+    prev, fixed, broken = None, [], []
+    if previous_dir and (Path(previous_dir) / "metrics.json").exists():
+        prev = json.loads((Path(previous_dir) / "metrics.json").read_text())
+        fixed, broken = flipped(Path(previous_dir) / "predictions.parquet", out_dir / "predictions.parquet")
+    (out_dir / "report.md").write_text(round_report(metrics, prev, fixed, broken, title))
 
 
 def _per_problem(test: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
