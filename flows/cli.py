@@ -84,6 +84,51 @@ def run(
     console.print(f"summary: {run_dir / 'summary.json'}")
 
 
+@app.command("eval")
+def eval_cmd(
+    model: Path = typer.Option(..., help="policy checkpoint folder"),
+    rm: Optional[Path] = typer.Option(None, help="reward model folder (adds rm@n)"),
+    benchmarks: str = typer.Option("gsm8k,math500", help="comma-separated names under the data dir"),
+    data_dir: Optional[Path] = typer.Option(None, help="folder with <name>/test.jsonl (default: $SELFIMPROVE_DATA or ../shared/data/benchmarks)"),
+    limit: Optional[int] = typer.Option(None, help="first N problems of each benchmark"),
+    mode: str = typer.Option("cot", help="cot (tir: see docs/tir.md)"),
+    n: int = typer.Option(8, help="samples per problem for maj@n/rm@n/pass@n; 0 = greedy only"),
+    max_tokens: int = typer.Option(512, help="generation budget per response"),
+    config: Optional[Path] = typer.Option(None, help="config for prompt/engine/verify sections (default: configs/smollm2-135m.yaml)"),
+    out: Path = typer.Option(Path("eval-out"), help="output folder: metrics.json, predictions.parquet, report.md"),
+) -> None:
+    """Evaluate a model on real benchmarks: greedy, maj@n, rm@n, pass@n, per benchmark and language."""
+    import time
+    _environment()
+    if mode != "cot":
+        _fail(f"--mode {mode}: only cot is wired into `eval` so far")
+    from tasks.config import ConfigError, load_config
+    overrides = {"evaluate.benchmarks": [b for b in benchmarks.split(",") if b], "evaluate.n": n,
+                 "evaluate.limit": limit, "evaluate.max_tokens": max_tokens, "bootstrap.model_path": str(model)}
+    if data_dir:
+        overrides["evaluate.data_dir"] = str(data_dir)
+    try:
+        cfg = load_config(config or REPO / "configs" / "smollm2-135m.yaml", overrides)
+    except ConfigError as e:
+        _fail(str(e))
+    from tasks.common import check_checkpoint
+    from tasks.evaluate import load_test_set, run_evaluate
+    try:
+        check_checkpoint(model)
+        test, bad = load_test_set(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    for b in bad:
+        console.print(f"[yellow]skipped bad row[/] {b['file']}:{b['line']} {b['field']}: {b['reason']}")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    metrics = run_evaluate(cfg, str(model), test, out, str(rm) if rm else None, title=f"Evaluation of {model}")
+    metrics["wall_s"] = round(time.time() - started, 1)
+    (out / "summary.json").write_text(json.dumps(metrics, indent=2))
+    console.print((out / "report.md").read_text())
+    console.print(f"wall time {metrics['wall_s']} s; outputs in {out.resolve()}")
+
+
 def print_summary(summary: dict) -> None:
     table = Table(title=f"run {summary['run']}")
     present = [k for k in summary["rounds"][0] if not k.endswith("_se") and k != "n"] if summary["rounds"] else []

@@ -168,10 +168,8 @@ def reward(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
 
 @stage_task("evaluate")
 def evaluate(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.bootstrap import held_out_problems
-    from tasks.evaluate import run_evaluate
-    import pandas as pd
-    test = pd.DataFrame(held_out_problems(cfg))
+    from tasks.evaluate import load_test_set, run_evaluate
+    test, _ = load_test_set(cfg)
     previous = inputs.get("previous")
     return run("evaluate", cfg, out_dir, inputs,
                lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d, rm_path(inputs.get("rm")),

@@ -140,10 +140,13 @@ class DecontaminateConfig(Section):
 
 class EvaluateConfig(Section):
     n_test: int = Field(500, ge=1, description="held-out problems")
-    n: int = Field(8, ge=1, description="samples per problem for maj@n / pass@n")
+    n: int = Field(8, ge=0, description="samples per problem for maj@n / pass@n (0 = greedy only)")
     temperature: float = Field(0.7, ge=0, description="sampling temperature for maj@n / pass@n")
     max_tokens: int = Field(96, ge=1)
     seed: int = 7
+    benchmarks: list[str] = Field(default_factory=list, description="benchmark names under data_dir (e.g. gsm8k, math500); empty = the tiny world's held-out set")
+    data_dir: str | None = Field(None, description="folder with <name>/test.jsonl; unset = $SELFIMPROVE_DATA or ../shared/data/benchmarks")
+    limit: int | None = Field(None, ge=1, description="first N problems of each benchmark")
 
 
 class RunConfig(Section):

@@ -21,49 +21,83 @@ from tasks.prompts import build_prompts
 
 def _verify(cfg: Config, responses: list[str], golds: list[str]):
     from tasks.verify import verify_batch
-    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers)
+    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers, audit=True)
+
+
+def predict(cfg: Config, model_dir: str, test: pd.DataFrame, prompts: list[str], rm_dir: str | None) -> pd.DataFrame:
+    """Greedy and n sampled responses per problem, verified (plus plain math-verify's verdict) and RM-scored."""
+    e = cfg.evaluate
+    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=cfg.sample.stop, engine_cfg=cfg.engine)
+    greedy = generate(model_dir, prompts, n=1, temperature=0.0, **common)
+    sampled = generate(model_dir, prompts, n=e.n, temperature=e.temperature, **common) if e.n else [[] for _ in prompts]
+    rows = [{"problem_id": pid, "kind": kind, "sample_idx": j, "response": c["response"], "gold": gold}
+            for pid, gold, g, outs in zip(test.id, test.gold, greedy, sampled)
+            for kind, batch in (("greedy", g), ("sample", outs)) for j, c in enumerate(batch)]
+    preds = pd.DataFrame(rows)
+    verdicts = _verify(cfg, list(preds.response), list(preds.gold))
+    preds["answer"] = [v.answer for v in verdicts]
+    preds["correct"] = [bool(v.correct) for v in verdicts]
+    preds["math_verify"] = pd.array([v.mv_correct for v in verdicts], dtype="boolean")
+    sampled_rows = preds.kind == "sample"
+    if rm_dir and sampled_rows.any():  # score every sampled response with the round's reward model (for rm@n)
+        from tasks.reward import score_texts
+        prompt_of = dict(zip(test.id, prompts))
+        preds.loc[sampled_rows, "rm_score"] = score_texts(
+            rm_dir, [prompt_of[p] for p in preds.problem_id[sampled_rows]], list(preds.response[sampled_rows]),
+            batch_size=cfg.score.batch_size, max_length=None if cfg.bootstrap.model_path else cfg.bootstrap.tiny.max_len)
+    return preds
 
 
 def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path, rm_dir: str | None = None,
                  previous_dir: str | None = None, title: str = "Evaluation") -> dict:
-
-    e = cfg.evaluate
     prompts = build_prompts(list(test.question), model_dir, cfg.prompt)
-    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=cfg.sample.stop, engine_cfg=cfg.engine)
-    greedy = [o[0]["response"] for o in generate(model_dir, prompts, n=1, temperature=0.0, **common)]
-    sampled = generate(model_dir, prompts, n=e.n, temperature=e.temperature, **common)
-
-    golds = list(test.gold)
-    flat = greedy + [c["response"] for outs in sampled for c in outs]
-    flat_golds = golds + [g for g in golds for _ in range(e.n)]
-    verdicts = _verify(cfg, flat, flat_golds)
-    rows = []
-    for i, pid in enumerate(test.id):
-        v = verdicts[i]
-        rows.append({"problem_id": pid, "kind": "greedy", "sample_idx": 0, "response": greedy[i],
-                     "answer": v.answer, "correct": bool(v.correct)})
-        for j in range(e.n):
-            v = verdicts[len(greedy) + i * e.n + j]
-            rows.append({"problem_id": pid, "kind": "sample", "sample_idx": j,
-                         "response": sampled[i][j]["response"], "answer": v.answer, "correct": bool(v.correct)})
-    preds = pd.DataFrame(rows)
-    if rm_dir:  # score every sampled response with the round's reward model (for rm@n)
-        from tasks.reward import score_texts
-        prompt_of = dict(zip(test.id, prompts))
-        sampled_rows = preds.kind == "sample"
-        preds.loc[sampled_rows, "rm_score"] = score_texts(
-            rm_dir, [prompt_of[p] for p in preds.problem_id[sampled_rows]], list(preds.response[sampled_rows]),
-            batch_size=cfg.score.batch_size, max_length=None if cfg.bootstrap.model_path else cfg.bootstrap.tiny.max_len)
+    preds = predict(cfg, model_dir, test, prompts, rm_dir)
     preds.to_parquet(out_dir / "predictions.parquet", index=False)
 
+    n = cfg.evaluate.n
     per_problem = _per_problem(test, preds)
-    metrics = {"n_test": len(test), "n": e.n, **_scores(per_problem, e.n)}
-    metrics["slices"] = {f"{col}={val}": _scores(group, e.n)
-                         for col in ("lang", "op", "carry") if col in per_problem
+    metrics = {"n_test": len(test), "n": n, **_scores(per_problem, n), **_agreement(preds)}
+    metrics["slices"] = {f"{col}={val}": _scores(group, n)
+                         for col in ("source", "lang", "op", "carry") if col in per_problem and per_problem[col].nunique() > 1
                          for val, group in per_problem.groupby(col)}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_report(metrics, out_dir, previous_dir, title)
     return {k: v for k, v in metrics.items() if k != "slices"}
+
+
+def benchmark_dir(cfg: Config) -> Path:
+    import os
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
+    return Path(cfg.evaluate.data_dir or os.environ.get("SELFIMPROVE_DATA") or default)
+
+
+def load_test_set(cfg: Config) -> tuple[pd.DataFrame, list[dict]]:
+    """The evaluation problems and any bad rows: benchmarks from the data dir, or the tiny world's held-out set."""
+    from tasks.bootstrap import held_out_problems
+    from tasks.sources import read_problems
+
+    e = cfg.evaluate
+    if not e.benchmarks:
+        return pd.DataFrame(held_out_problems(cfg)).assign(source="world"), []
+    frames, bad_rows = [], []
+    for name in e.benchmarks:
+        path = benchmark_dir(cfg) / name / "test.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"benchmark {name}: {path} not found (set evaluate.data_dir, --data-dir or SELFIMPROVE_DATA)")
+        rows, bad = read_problems(path)
+        bad_rows += bad
+        df = pd.DataFrame(rows[: e.limit] if e.limit else rows)
+        frames.append(df.assign(source=name, id=[f"{name}/{i}" for i in df.id]))
+    return pd.concat(frames, ignore_index=True), bad_rows
+
+
+def _agreement(preds: pd.DataFrame) -> dict:
+    """How often our verdict agrees with plain math-verify's (an independent grader)."""
+    known = preds[preds.math_verify.notna()]
+    if known.empty:
+        return {}
+    agree = known.correct == known.math_verify.astype(bool)
+    return {"mv_agreement": round(float(agree.mean()), 4), "mv_disagreements": int((~agree).sum())}
 
 
 def _write_report(metrics: dict, out_dir: Path, previous_dir: str | None, title: str) -> None:
@@ -78,16 +112,23 @@ def _write_report(metrics: dict, out_dir: Path, previous_dir: str | None, title:
 
 def _per_problem(test: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
     from tasks.reward import best_of_n, rm_weighted_majority
-    from tasks.verify import is_equivalent, majority_vote
+    from tasks.verify import majority_vote, verify_batch
 
     out = test.copy()
     greedy = preds[preds.kind == "greedy"].set_index("problem_id").correct
     samples = preds[preds.kind == "sample"]
     out["greedy"] = out.id.map(greedy).astype(bool)
+    if samples.empty:
+        return out
     by_problem = samples.groupby("problem_id")
     out["pass"] = out.id.map(by_problem.correct.any()).astype(bool)
     out["sample_acc"] = out.id.map(by_problem.correct.mean()).astype(float)
-    right = lambda picked: [v is not None and is_equivalent(v, g) for v, g in zip(out.id.map(picked), out.gold)]  # noqa: E731
+    def right(picked: pd.Series) -> list[bool]:
+        # through verify_batch, not is_equivalent: model answers get the per-item time limit
+        answers = list(out.id.map(picked))
+        verdicts = verify_batch([f"\\boxed{{{a}}}" if a is not None else "" for a in answers], list(out.gold))
+        return [a is not None and bool(v.correct) for a, v in zip(answers, verdicts)]
+
     out["maj"] = right(by_problem.answer.apply(lambda a: majority_vote(list(a))))
     if "rm_score" in samples:
         out["rm"] = right(by_problem.apply(lambda g: best_of_n(list(g.answer), list(g.rm_score))))
@@ -103,6 +144,6 @@ def _scores(df: pd.DataFrame, n: int) -> dict:
     out = {"count": len(df)}
     for name, col in (("greedy", "greedy"), (f"maj@{n}", "maj"), (f"rm@{n}", "rm"), (f"rm_maj@{n}", "rm_maj"),
                       (f"pass@{n}", "pass"), ("sample_acc", "sample_acc")):
-        if col in df:
+        if col in df and (col == "greedy" or n > 0):
             out[name], out[f"{name}_se"] = acc(col)
     return out
