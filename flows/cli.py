@@ -129,6 +129,29 @@ def eval_cmd(
     console.print(f"wall time {metrics['wall_s']} s; outputs in {out.resolve()}")
 
 
+@app.command()
+def decontaminate(
+    train: list[Path] = typer.Option(..., help="training JSONL/Parquet files (repeat the flag)"),
+    eval_sets: list[Path] = typer.Option(..., "--eval", help="eval JSONL files or benchmark folders (repeat)"),
+    out: Path = typer.Option(..., help="output folder: kept.jsonl, contaminated.parquet, report.json"),
+    ngram: int = typer.Option(13, help="n of the n-gram match"),
+    lcs_ratio: float = typer.Option(0.6, help="contaminated above this LCS ratio"),
+    any_ngram: bool = typer.Option(False, help="flag on any shared n-gram (no LCS check)"),
+    field: list[str] = typer.Option(["question"], help="text fields to check (repeat)"),
+    workers: int = typer.Option(2, help="processes"),
+) -> None:
+    """Remove training items that match an eval item (13-gram after normalisation + LCS ratio)."""
+    from tasks.config import DecontaminateConfig
+    from tasks.decontaminate import decontaminate_files
+    for p in [*train, *eval_sets]:
+        if not p.exists():
+            _fail(f"{p}: no such file or folder")
+    cfg = DecontaminateConfig(ngram=ngram, lcs_ratio=lcs_ratio, mode="any-ngram" if any_ngram else "ngram+lcs",
+                              workers=workers, eval_sets=[str(e) for e in eval_sets])
+    report = decontaminate_files([str(t) for t in train], [str(e) for e in eval_sets], out, cfg, tuple(field))
+    console.print_json(json.dumps({k: v for k, v in report.items() if k != "bad_rows"}, default=str))
+
+
 def print_summary(summary: dict) -> None:
     table = Table(title=f"run {summary['run']}")
     present = [k for k in summary["rounds"][0] if not k.endswith("_se") and k != "n"] if summary["rounds"] else []

@@ -21,11 +21,11 @@ TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 # What each stage's result depends on: its code, and the config sections it reads.
 STAGE_CODE = {
     "bootstrap": ["bootstrap", "world", "sft", "prompts"],
-    "problems": ["problems", "world"],
+    "problems": ["problems", "world", "decontaminate", "sources"],
     "sample": ["sample", "engine", "prompts"],
     "verify": ["verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
     "score": ["reward"],
-    "select": ["select"],
+    "select": ["select", "problems", "decontaminate", "sources"],
     "sft": ["sft", "prompts"],
     "reward-sample": ["sample", "engine", "prompts", "verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
     "reward": ["reward"],
@@ -33,11 +33,11 @@ STAGE_CODE = {
 }
 STAGE_CONFIG = {
     "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
-    "problems": ["world", "problems", "evaluate"],
+    "problems": ["world", "problems", "evaluate", "decontaminate"],
     "sample": ["sample", "engine", "prompt"],
     "verify": ["verify"],
     "score": ["score", "bootstrap.tiny.max_len"],
-    "select": ["select"],
+    "select": ["select", "decontaminate"],
     "sft": ["sft", "prompt", "bootstrap.tiny.max_len"],
     "reward-sample": ["reward", "engine", "prompt", "verify", "sample.stop", "sample.top_p", "sample.seed"],
     "reward": ["reward", "bootstrap.tiny.max_len"],
@@ -137,7 +137,8 @@ def select(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
     from tasks.select import run_select
     scored = inputs["scored"]
     return run("select", cfg, out_dir, inputs,
-               lambda d: run_select(cfg.select, scored.path("scored.parquet"), d, seed=inputs["round"]))
+               lambda d: run_select(cfg.select, scored.path("scored.parquet"), d, seed=inputs["round"],
+                                    decontaminate=cfg.decontaminate))
 
 
 @stage_task("sft")

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.config import SelectConfig
+from tasks.config import DecontaminateConfig, SelectConfig
 
 
-def run_select(cfg: SelectConfig, verified_path: Path, out_dir: Path, seed: int = 0) -> dict:
+def run_select(cfg: SelectConfig, verified_path: Path, out_dir: Path, seed: int = 0,
+               decontaminate: DecontaminateConfig | None = None) -> dict:
     df = pd.read_parquet(verified_path)
     correct = df[df.correct.fillna(False).astype(bool)]
     if cfg.dedupe:
@@ -24,6 +25,10 @@ def run_select(cfg: SelectConfig, verified_path: Path, out_dir: Path, seed: int 
     kept = order.groupby("problem_id", sort=False).head(cfg.max_per_problem)
     out = kept.rename(columns={"response": "completion"})[["problem_id", "prompt", "completion"]]
     out = out.sort_values(["problem_id"]).reset_index(drop=True)
+    removed = {}
+    if decontaminate is not None:  # the solutions too, not only the problems (the report's rule)
+        from tasks.problems import decontaminate_frame
+        out, removed = decontaminate_frame(out, decontaminate, ("completion",), out_dir)
     out.to_parquet(out_dir / "sft.parquet", index=False)
-    return {"kept": len(out), "problems_with_correct": int(correct.problem_id.nunique()),
+    return {**removed, "kept": len(out), "problems_with_correct": int(correct.problem_id.nunique()),
             "problems": int(df.problem_id.nunique()), "chooser": "rm" if has_rm else "random"}
