@@ -1,0 +1,77 @@
+"""Orchestration overhead of the `evaluate` stage: problems/s through run_evaluate vs calling vLLM
+and the verifier directly on the same model and problems, in one run.
+
+    .venv/bin/python benchmarks/eval_throughput.py --model runs/tiny/round-03/06-sft/model [--problems 1000]
+
+Both paths do the same work: greedy + n samples per problem with the same engine (started once,
+before timing), then verification. Prints the overhead ratio; writes
+benchmarks/results/eval_throughput.json. Without --model a tiny untrained model is built.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model")
+    ap.add_argument("--problems", type=int, default=1000)
+    ap.add_argument("--n", type=int, default=8)
+    args = ap.parse_args()
+
+    import pandas as pd
+    from sample_throughput import build_model
+    from tasks.bootstrap import held_out_problems
+    from tasks.config import load_config
+    from tasks.engine import generate, get_engine
+    from tasks.evaluate import run_evaluate
+    from tasks.verify import verify_batch
+
+    cfg = load_config(REPO / "configs" / "tiny.yaml", {"evaluate.n_test": args.problems, "evaluate.n": args.n})
+    tmp = tempfile.TemporaryDirectory()
+    model = args.model or build_model(Path(tmp.name))
+    test = pd.DataFrame(held_out_problems(cfg)).assign(source="world")
+    get_engine(model, cfg.engine)  # start-up excluded from both
+    verify_batch(["\\boxed{1}"], ["1"], workers=cfg.verify.workers)  # warm the verifier pool
+
+    e = cfg.evaluate
+    t = time.perf_counter()
+    prompts = [q + "\n" for q in test.question]
+    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=None, engine_cfg=cfg.engine)
+    greedy = generate(model, prompts, n=1, temperature=0.0, **common)
+    sampled = generate(model, prompts, n=e.n, temperature=e.temperature, **common)
+    responses = [o[0]["response"] for o in greedy] + [c["response"] for o in sampled for c in o]
+    golds = list(test.gold) + [g for g in test.gold for _ in range(e.n)]
+    verify_batch(responses, golds, workers=cfg.verify.workers)
+    direct_s = time.perf_counter() - t
+
+    out = Path(tmp.name) / "eval"
+    out.mkdir()
+    t = time.perf_counter()
+    run_evaluate(cfg, model, test, out)
+    stage_s = time.perf_counter() - t
+
+    result = {"problems": len(test), "n": e.n, "model": model if args.model else "tiny (untrained)",
+              "direct_s": round(direct_s, 2), "evaluate_s": round(stage_s, 2),
+              "direct_problems_per_s": round(len(test) / direct_s, 1),
+              "evaluate_problems_per_s": round(len(test) / stage_s, 1),
+              "overhead": round(stage_s / direct_s - 1, 4)}
+    print(json.dumps(result, indent=2))
+    print(f"evaluate stage overhead vs direct vLLM + verifier: {100 * result['overhead']:.1f}%")
+    (REPO / "benchmarks" / "results" / "eval_throughput.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    main()
