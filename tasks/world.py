@@ -9,6 +9,22 @@ Solutions are digit-by-digit chains of thought, one step per column from right t
 carries and never borrows): a base model that imitates it is wrong on carry problems greedily, but
 its samples contain correct carries often enough for the verifier to pick them out. See
 ../shared/notes/tiny-world.md for the measurements behind this regime.
+
+Tool-integrated (TIR) solutions (`solve_tir`) let Python do the arithmetic, in Qwen2.5-Math's
+format (see tasks/tir.py and docs/tir.md); a question ending in TIR_SUFFIX asks for one:
+
+    solve_tir({"op": "mul", "a": 347, "b": 6}), line by line:
+        ```python
+        print(347 * 6)
+        ```
+        ```output
+        2082
+        ```
+        \\boxed{2082}
+
+The sloppy TIR tutor slips while copying the question into code: it drops the second digit of
+the longer operand (347 * 6 -> print(37 * 6)), or, with two one-digit operands, uses the wrong
+operator. Its output block and answer are what that wrong code prints, so they agree.
 """
 from __future__ import annotations
 
@@ -148,16 +164,60 @@ def solve_cot(problem: dict, sloppy: bool = False) -> str:
     """A chain-of-thought solution; the sloppy tutor's steps and final answer agree with each other."""
     op, a, b = problem["op"], problem["a"], problem["b"]
     steps, answer = STEPS[op](a, b, sloppy)
-    return f"{a} {SYMBOL[op]} {b} : " + " ; ".join(steps) + f" ; \\boxed{{{answer}}}"
+    # Compact, without spaces: every digit is then the same token wherever it stands (a space
+    # before a digit would make " 7" and "7" two tokens the tiny model must learn to equate).
+    text = f"{a} {SYMBOL[op]} {b} : " + " ; ".join(steps) + f" ; \\boxed{{{answer}}}"
+    return text.replace(" ", "")
+
+
+# ---------------------------------------------------------------- tool-integrated solutions
+
+TIR_SUFFIX = " Use Python."      # appended to a question: "answer in TIR mode"
+WRONG_OP = {"add": "-", "sub": "+", "mul": "-"}  # never gives the right answer for operands >= 1
+
+
+def tir_question(question: str) -> str:
+    """The question as asked in TIR mode (the same suffix in English and Chinese)."""
+    return question + TIR_SUFFIX
+
+
+def tir_expression(problem: dict, sloppy: bool = False) -> tuple[int, str, int]:
+    """(x, symbol, y) the TIR tutor types; the sloppy one miscopies an operand (see the module doc)."""
+    op, a, b = problem["op"], str(problem["a"]), str(problem["b"])
+    if sloppy and max(len(a), len(b)) == 1:
+        return int(a), WRONG_OP[op], int(b)
+    if sloppy:
+        drop = lambda x: x[0] + x[2:]  # noqa: E731 - the second digit goes missing
+        a, b = (drop(a), b) if len(a) >= len(b) else (a, drop(b))
+    return int(a), SYMBOL[op], int(b)
+
+
+def solve_tir(problem: dict, sloppy: bool = False) -> str:
+    """A TIR solution: a code block, what it prints and the boxed answer, in the format tasks.tir's
+    loop produces at sampling time (there, the sandbox writes the output block)."""
+    x, symbol, y = tir_expression(problem, sloppy)
+    result = {"+": x + y, "-": x - y, "*": x * y}[symbol]
+    return f"```python\nprint({x} {symbol} {y})\n```\n```output\n{result}\n```\n\\boxed{{{result}}}"
 
 
 def bootstrap_corpus(n: int, *, seed: int, ops: list[str], max_digits: int, zh_fraction: float,
-                     sloppy_fraction: float, exclude: set[tuple] | None = None) -> list[dict]:
-    """Problems with solutions; carry problems are solved by the sloppy tutor with probability sloppy_fraction."""
+                     sloppy_fraction: float, exclude: set[tuple] | None = None,
+                     tir_fraction: float = 0.0) -> list[dict]:
+    """Problems with solutions; carry problems are solved by the sloppy tutor with probability
+    sloppy_fraction. With tir_fraction > 0, that share of rows gets mode "tir" (the question with
+    TIR_SUFFIX, a TIR solution; sloppy rows get the sloppy TIR tutor) and every row a `mode`;
+    with tir_fraction == 0 the rows are exactly those of a CoT-only corpus."""
     rng = random.Random(seed + 1)
     rows = make_problems(n, seed=seed, ops=ops, max_digits=max_digits, zh_fraction=zh_fraction,
                          exclude=exclude, prefix="b")
     for p in rows:
         p["sloppy"] = bool(p["carry"] and rng.random() < sloppy_fraction)
         p["solution"] = solve_cot(p, sloppy=p["sloppy"])
+    if tir_fraction > 0:
+        tir_rng = random.Random(seed + 2)  # its own stream: the CoT rows stay as they were
+        for p in rows:
+            p["mode"] = "tir" if tir_rng.random() < tir_fraction else "cot"
+            if p["mode"] == "tir":
+                p["question"] = tir_question(p["question"])
+                p["solution"] = solve_tir(p, sloppy=p["sloppy"])
     return rows

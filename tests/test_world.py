@@ -27,12 +27,9 @@ def test_sloppy_tutor_is_wrong_exactly_on_carry_problems(op):
 
 
 def test_known_solutions():
-    assert world.solve_cot({"op": "add", "a": 347, "b": 285}) == \
-        "347 + 285 : 7 + 5 = 12 ; 4 + 8 + 1 = 13 ; 3 + 2 + 1 = 6 ; \\boxed{632}"
-    assert world.solve_cot({"op": "sub", "a": 532, "b": 285}) == \
-        "532 - 285 : 12 - 5 = 7 ; 13 - 1 - 8 = 4 ; 5 - 1 - 2 = 2 ; \\boxed{247}"
-    assert world.solve_cot({"op": "mul", "a": 347, "b": 6}) == \
-        "347 * 6 : 7 * 6 = 42 ; 4 * 6 + 4 = 28 ; 3 * 6 + 2 = 20 ; \\boxed{2082}"
+    assert world.solve_cot({"op": "add", "a": 347, "b": 285}) == "347+285:7+5=12;4+8+1=13;3+2+1=6;\\boxed{632}"
+    assert world.solve_cot({"op": "sub", "a": 532, "b": 285}) == "532-285:12-5=7;13-1-8=4;5-1-2=2;\\boxed{247}"
+    assert world.solve_cot({"op": "mul", "a": 347, "b": 6}) == "347*6:7*6=42;4*6+4=28;3*6+2=20;\\boxed{2082}"
 
 
 def test_deterministic_bilingual_and_exclusion():
