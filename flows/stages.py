@@ -7,7 +7,6 @@ Cached. A stage whose folder has lost its manifest is recomputed even when the k
 """
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from prefect import task
@@ -75,17 +74,27 @@ def input_digests(inputs: dict) -> dict:
 
 
 def _cache_key(context: TaskRunContext, parameters: dict) -> str:
-    stage, cfg, out_dir = context.task.name, parameters["cfg"], Path(parameters["out_dir"])
-    key = stage_key(stage, cfg, input_digests(parameters.get("inputs", {})))
-    manifest = read_manifest(out_dir)
-    if manifest is None or manifest.get("key") != key:
-        return f"{key}-redo-{uuid.uuid4().hex}"  # files missing or stale: never reuse a record
-    return key
+    return stage_key(context.task.name, parameters["cfg"], input_digests(parameters.get("inputs", {})))
 
 
 def stage_task(name: str):
-    """Decorator: a Prefect task named like the stage, cached by content, result persisted."""
-    return task(name=name, cache_key_fn=_cache_key, persist_result=True)
+    """Decorator: a Prefect task named like the stage, cached by content, result persisted.
+
+    The returned callable checks the stage folder first: when its manifest is missing or was
+    written for another key (files deleted, a killed attempt), the cached record is refreshed,
+    so Prefect never returns a result whose files are gone.
+    """
+    def wrap(fn):
+        prefect_task = task(name=name, cache_key_fn=_cache_key, persist_result=True)(fn)
+
+        def call(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+            manifest = read_manifest(Path(out_dir))
+            stale = manifest is None or manifest.get("key") != stage_key(name, cfg, input_digests(inputs))
+            return prefect_task.with_options(refresh_cache=stale)(cfg, out_dir, inputs)
+
+        call.task = prefect_task
+        return call
+    return wrap
 
 
 def run(stage: str, cfg: Config, out_dir: str, inputs: dict, body) -> StageResult:

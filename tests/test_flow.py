@@ -36,7 +36,7 @@ def _stage_states(log: Path) -> dict[str, str]:
     for line in log.read_text().splitlines():
         if m := re.search(r"Flow run '(round-\d\d)'", line):
             current = m.group(1)
-        if m := re.search(r"Task run '([a-z]+)-\w+' - Finished in state (\w+)", line):
+        if m := re.search(r"Task run '([a-z-]+)-[0-9a-f]{3}' - Finished in state (\w+)", line):
             states[f"{current}/{m.group(1)}"] = m.group(2)
     return states
 
