@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -97,6 +99,7 @@ def run_stage(final_dir: Path, stage: str, key: str, inputs: dict[str, str],
     """
     final_dir = Path(final_dir)
     if done := finished(final_dir, key):
+        log.info("%s: already finished in %s (same key); not recomputed", stage, final_dir)
         return done
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     for stale in final_dir.parent.glob(final_dir.name + ".tmp-*"):

@@ -194,6 +194,11 @@ def _bwrap_args() -> list[str]:
     for d in hidden:
         a += ["--remount-ro", d]
     a += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    for d in binds:  # an interpreter under /tmp (e.g. a CI clone's venv) goes back over the new /tmp
+        if d.startswith("/tmp/"):
+            for p in [str(p) for p in reversed(Path(d).parents) if str(p).startswith("/tmp/")]:
+                a += ["--perms", "0755", "--dir", p]
+            a += ["--ro-bind", d, d]
     for k, v in _sandbox_env().items():
         a += ["--setenv", k, v]
     return a + ["--"]
@@ -244,6 +249,7 @@ class _Worker:
         cfg = {"ctl_fd": box_end.fileno(), "uid": self.uid, "warm_imports": list(warm_imports),
                "scratch": self.scratch or "/tmp",
                "wipe": [self.scratch] if self.scratch else ["/tmp", "/dev/shm"],
+               "keep": _kept_tmp_entries() if backend == "bwrap" else [],
                "private_ns": backend != "plain"}
         argv = [*prefix, sys.executable, "-I", "-c", Path(__file__).read_text(), "--zygote", json.dumps(cfg)]
         self._log = tempfile.TemporaryFile()
@@ -551,7 +557,7 @@ def _serve_one(req: dict, fds: list[int], cfg: dict, ctl: socket.socket) -> dict
     _, status, usage = os.wait4(pid, 0)
     timed_out |= usage.ru_utime + usage.ru_stime >= math.ceil(req["timeout_s"]) + 1
     clean = _kill_descendants()
-    clean &= all(_wipe(d) for d in cfg["wipe"])
+    clean &= all(_wipe(d, cfg.get("keep", [])) for d in cfg["wipe"])
     if cfg["private_ns"]:
         _remove_sysv_ipc()
     return {"exit_code": os.waitstatus_to_exitcode(status), "timed_out": timed_out,
@@ -706,9 +712,13 @@ def _kill_descendants() -> bool:
     return False
 
 
-def _wipe(top: str) -> bool:
-    """Empty a writable dir, even if the code chmod-ed things inside it to 000."""
+def _wipe(top: str, keep: list[str] = ()) -> bool:
+    """Empty a writable dir, even if the code chmod-ed things inside it to 000; `keep` names the
+    top-level entries of /tmp that hold our read-only interpreter (see _kept_tmp_entries)."""
+    keep = set(keep) if top == "/tmp" else set()
     for root, dirs, _ in os.walk(top):
+        if root == top:
+            dirs[:] = [d for d in dirs if d not in keep]
         for d in dirs:
             p = os.path.join(root, d)
             if not os.path.islink(p):
@@ -717,6 +727,8 @@ def _wipe(top: str) -> bool:
                 except OSError:
                     pass
     for name in os.listdir(top):
+        if name in keep:
+            continue
         p = os.path.join(top, name)
         try:
             if os.path.isdir(p) and not os.path.islink(p):
@@ -725,7 +737,12 @@ def _wipe(top: str) -> bool:
                 os.unlink(p)
         except OSError:
             pass
-    return not os.listdir(top)
+    return not [n for n in os.listdir(top) if n not in keep]
+
+
+def _kept_tmp_entries() -> list[str]:
+    """Top-level /tmp names under which the interpreter is bound back into the sandbox."""
+    return sorted({Path(d).parts[2] for d in _python_dirs() if d.startswith("/tmp/")})
 
 
 def _remove_sysv_ipc() -> None:

@@ -71,10 +71,15 @@ def test_resume_after_sigkill_recomputes_nothing_finished(killed_then_resumed):
     for manifest, mtime in before.items():
         assert after[manifest] == mtime, f"{manifest} was recomputed"
     states = _stage_states(home / "resume.log")
+    # The kill may land between a stage's manifest and Prefect's result record: that stage is
+    # then re-entered but not recomputed (its files are untouched, checked above), so Prefect
+    # says Completed for it. Every stage finished before it must come from Prefect's cache.
+    last = max(before, key=before.get)
     for stage_dir in before:
         rnd, folder = stage_dir.split("/")[:2]
         stage = folder.split("-", 1)[1]
-        assert states[f"{rnd}/{stage}"] == "Cached", (stage_dir, states)
+        allowed = {"Cached", "Completed"} if stage_dir == last else {"Cached"}
+        assert states[f"{rnd}/{stage}"] in allowed, (stage_dir, states)
     assert states["round-02/sft"] == "Completed"  # unfinished work was done on resume
     assert not list(run_dir.glob("round-*/*.tmp-*")), "no half-written stage left behind"
 
