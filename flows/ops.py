@@ -85,6 +85,22 @@ def stop_server() -> bool:
     return True
 
 
+def pause_schedule(deployment: str) -> None:
+    """Pause a served deployment ("flow/deployment"); nothing to do if it was never created.
+
+    `flow.serve(pause_on_shutdown=True)` pauses on Ctrl-C, but on SIGTERM Prefect 3.8.8's runner
+    exits before its pause request is sent: call this after `serve` returns, however it ends.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.pause_deployment(client.read_deployment_by_name(deployment).id)
+        except ObjectNotFound:
+            pass
+
+
 @flow(name="scheduled-iteration", flow_run_name="{run_name}-next")
 def scheduled_iteration(config: str, run_name: str, home: str) -> dict:
     """One scheduled run: continue the run folder by one round (all earlier stages come from cache)."""
@@ -92,8 +108,37 @@ def scheduled_iteration(config: str, run_name: str, home: str) -> dict:
     from tasks.config import load_config
 
     run_dir = Path(home) / run_name
-    summary_path = run_dir / "summary.json"
-    done = len(json.loads(summary_path.read_text())["rounds"]) - 1 if summary_path.exists() else -1
-    cfg = load_config(config, {"run.rounds": max(done + 1, 0)})
+    cfg = load_config(config, {"run.rounds": rounds_done(run_dir) + 1})
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_loop(cfg, str(run_dir), run_name)
+    try:
+        return run_loop(cfg, str(run_dir), run_name)
+    finally:
+        stop_engines()
+
+
+def stop_engines() -> None:
+    """Stop this process's vLLM engine and its processes.
+
+    `serve` runs each flow run in a multiprocessing child, which joins its children before it
+    exits: a vLLM engine process left running keeps the run's process alive and, with a limit of
+    one run, stops every later scheduled run from starting.
+    """
+    import multiprocessing
+
+    from tasks.engine import shutdown
+
+    shutdown()
+    for proc in multiprocessing.active_children():
+        if proc.name.startswith("EngineCore"):  # vLLM's engine process (its workers follow it)
+            proc.terminate()
+            proc.join(30)
+
+
+def rounds_done(run_dir: Path) -> int:
+    """The last round whose evaluation finished in this folder; -1 when none did.
+
+    Not summary.json: every run rewrites it from round 0, so a run that failed in round 1 would
+    leave it at round 0 and its retry would redo round 1 instead of adding the next round.
+    """
+    evaluated = run_dir.glob("round-*/*-evaluate/manifest.json")
+    return max((int(p.parent.parent.name.removeprefix("round-")) for p in evaluated), default=-1)
