@@ -16,7 +16,7 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-improving math language models.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a failure cause stays one line in logs
 
 
 def _environment() -> None:
@@ -238,7 +238,7 @@ def serve(
     _environment()
     if (every is None) == (cron is None):
         _fail("give exactly one of --every or --cron")
-    from flows.ops import scheduled_iteration
+    from flows.ops import pause_schedule, scheduled_iteration
     from tasks.config import ConfigError, load_config
     try:
         cfg = load_config(config)
@@ -249,9 +249,12 @@ def serve(
     schedule = {"cron": cron} if cron else {"interval": dt.timedelta(seconds=_seconds(every))}
     # limit/global_limit = 1: flow.serve defaults to unlimited concurrency, and a short interval
     # would otherwise start overlapping rounds on the same run folder.
-    scheduled_iteration.serve(name=f"{name}-schedule", parameters={"config": str(config.resolve()),
-                              "run_name": name, "home": str(root)}, limit=1, global_limit=1,
-                              pause_on_shutdown=True, **schedule)
+    try:
+        scheduled_iteration.serve(name=f"{name}-schedule", parameters={"config": str(config.resolve()),
+                                  "run_name": name, "home": str(root)}, limit=1, global_limit=1,
+                                  pause_on_shutdown=True, **schedule)
+    finally:  # on SIGTERM Prefect's runner exits before its own pause request is sent
+        pause_schedule(f"scheduled-iteration/{name}-schedule")
 
 
 def _seconds(text: str) -> float:
