@@ -99,6 +99,7 @@ class SampleConfig(Section):
 class VerifyConfig(Section):
     timeout_s: float = Field(5.0, gt=0, description="hard wall-clock limit per item")
     workers: int = Field(2, ge=0, description="verifier processes; 0 = inline")
+    audit: bool = Field(True, description="also run plain math-verify and write the disagreements to audit.parquet")
 
 
 class SelectConfig(Section):

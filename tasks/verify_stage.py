@@ -16,11 +16,13 @@ def verify_frame(cfg: VerifyConfig, samples: pd.DataFrame, gold: pd.Series) -> p
     from tasks.verify import verify_batch
 
     golds = [gold.get(pid) for pid in samples.problem_id]
-    verdicts = verify_batch(list(samples.response), golds, timeout_s=cfg.timeout_s, workers=cfg.workers)
+    verdicts = verify_batch(list(samples.response), golds, timeout_s=cfg.timeout_s, workers=cfg.workers,
+                            audit=cfg.audit)
     out = samples.copy()
     out["answer"] = [v.answer for v in verdicts]
     out["correct"] = pd.array([v.correct for v in verdicts], dtype="boolean")
     out["status"] = [v.status for v in verdicts]
+    out["math_verify"] = pd.array([v.mv_correct for v in verdicts], dtype="boolean")
     return out
 
 
@@ -29,5 +31,10 @@ def run_verify(cfg: VerifyConfig, samples_path: Path, problems_path: Path, out_d
     samples = verify_frame(cfg, pd.read_parquet(samples_path), gold)
     samples.to_parquet(out_dir / "verified.parquet", index=False)
     counts = samples.status.value_counts().to_dict()
+    # Audit: the items where our verdict and plain math-verify's disagree, for a person to look at
+    known = samples[samples.math_verify.notna() & samples.correct.notna()]
+    disagree = known[known.correct.astype(bool) != known.math_verify.astype(bool)]
+    disagree.to_parquet(out_dir / "audit.parquet", index=False)
     return {"samples": len(samples), **{k: int(v) for k, v in counts.items()},
-            "sample_acc": round(float(samples.correct.fillna(False).mean()), 4)}
+            "sample_acc": round(float(samples.correct.fillna(False).mean()), 4),
+            "mv_disagreements": len(disagree)}

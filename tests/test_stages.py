@@ -53,3 +53,20 @@ def test_missing_or_corrupt_checkpoint_names_path(tmp_path):
     (tmp_path / "m" / "config.json").write_text("{broken")
     with pytest.raises(ValueError, match="corrupt"):
         check_checkpoint(tmp_path / "m")
+
+
+def test_verify_stage_writes_counts_and_math_verify_audit(tmp_path):
+    import pandas as pd
+
+    from tasks.config import VerifyConfig
+    from tasks.verify_stage import run_verify
+
+    pd.DataFrame({"problem_id": ["a", "a", "b", "c"], "prompt": [""] * 4,
+                  "response": ["so \\boxed{3}", "\\boxed{4}", "\\boxed{(2,\\infty]}", "no answer here"]}
+                 ).to_parquet(tmp_path / "samples.parquet")
+    pd.DataFrame({"id": ["a", "b", "c"], "gold": ["3", "(2,\\infty)", "7"]}).to_parquet(tmp_path / "problems.parquet")
+    counts = run_verify(VerifyConfig(workers=1), tmp_path / "samples.parquet", tmp_path / "problems.parquet", tmp_path)
+    assert counts["correct"] == 1 and counts["wrong"] == 2 and counts["no_answer"] == 1
+    audit = pd.read_parquet(tmp_path / "audit.parquet")
+    # math-verify accepts a half-open interval for an open one; ours does not: that row is audited
+    assert list(audit.problem_id) == ["b"] and counts["mv_disagreements"] == 1
