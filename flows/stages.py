@@ -28,7 +28,7 @@ STAGE_CODE = {
     "sft": ["sft", "prompts"],
     "reward-sample": ["sample", "engine", "prompts", "verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
     "reward": ["reward"],
-    "evaluate": ["evaluate", "report", "engine", "prompts", "reward", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "evaluate": ["evaluate", "report", "sources", "engine", "prompts", "reward", "verify", "verify_pool", "answer_extract", "answer_norm"],
 }
 STAGE_CONFIG = {
     "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
