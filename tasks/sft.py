@@ -9,6 +9,7 @@ GPUs the same call runs under `accelerate launch` / `deepspeed` with `train_cfg.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -51,7 +52,6 @@ def train(model_dir: str | Path, prompts: list[str], completions: list[str], out
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     _copy_tokenizer_config(Path(model_dir), out_dir)
-    import shutil
     shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
     return {"train_examples": len(prompts), "train_loss": round(float(result.training_loss), 4),
             "train_steps": int(result.global_step), "train_s": round(time.time() - started, 1)}
@@ -59,7 +59,6 @@ def train(model_dir: str | Path, prompts: list[str], completions: list[str], out
 
 def _copy_tokenizer_config(src: Path, dst: Path) -> None:
     """Keep pinned tokenizer settings (class, padding side) that save_pretrained may rewrite."""
-    import shutil
     if (src / "tokenizer_config.json").exists():
         shutil.copy(src / "tokenizer_config.json", dst / "tokenizer_config.json")
 
@@ -78,7 +77,6 @@ def run_sft(cfg, policy_dir: str, sft_paths: list[str], corpus_path: str | None,
                                "completion": list(corpus.solution)})
         data = pd.concat([data, replay], ignore_index=True)
     if data.empty:  # nothing verified correct: the round keeps its policy instead of failing
-        import shutil
         shutil.copytree(policy_dir, out_dir / "model")
         return {"n_sft": 0, "skipped": "no kept examples; policy carried over unchanged"}
     max_len = None if cfg.bootstrap.model_path else cfg.bootstrap.tiny.max_len
