@@ -172,6 +172,10 @@ class Config(Section):
     decontaminate: DecontaminateConfig = DecontaminateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
+    def max_length(self) -> int | None:
+        """Token limit for training and RM scoring: the tiny model's context, or the model's own."""
+        return None if self.bootstrap.model_path else self.bootstrap.tiny.max_len
+
 
 class ConfigError(ValueError):
     pass

@@ -44,7 +44,7 @@ def predict(cfg: Config, model_dir: str, test: pd.DataFrame, prompts: list[str],
         prompt_of = dict(zip(test.id, prompts))
         preds.loc[sampled_rows, "rm_score"] = score_texts(
             rm_dir, [prompt_of[p] for p in preds.problem_id[sampled_rows]], list(preds.response[sampled_rows]),
-            batch_size=cfg.score.batch_size, max_length=None if cfg.bootstrap.model_path else cfg.bootstrap.tiny.max_len)
+            batch_size=cfg.score.batch_size, max_length=cfg.max_length())
     return preds
 
 

@@ -313,10 +313,6 @@ def _held_out_accuracy(model, data: list, pad_id: int) -> float | None:
 
 # ---------------------------------------------------------------------------- stages
 
-def _max_length(cfg) -> int | None:
-    return None if cfg.bootstrap.model_path else cfg.bootstrap.tiny.max_len
-
-
 def run_reward(cfg, policy_dir: str | Path, verified_path: str | Path, out_dir: Path) -> dict:
     """The `reward` stage: train RM k from policy k on its verified groups -> out_dir/model.
 
@@ -330,7 +326,7 @@ def run_reward(cfg, policy_dir: str | Path, verified_path: str | Path, out_dir: 
               "groups_all_correct": all_correct, "groups_all_wrong": all_wrong}
     if len(known) - all_correct - all_wrong == 0:
         return {**counts, "skipped": "no group with 1..n-1 correct responses; no RM this round"}
-    return {**counts, **train_reward_model(policy_dir, df, Path(out_dir) / "model", cfg.reward, _max_length(cfg))}
+    return {**counts, **train_reward_model(policy_dir, df, Path(out_dir) / "model", cfg.reward, cfg.max_length())}
 
 
 def run_score(cfg, rm_dir: str | Path | None, verified_path: str | Path, out_dir: Path,
@@ -346,7 +342,7 @@ def run_score(cfg, rm_dir: str | Path | None, verified_path: str | Path, out_dir
         df.to_parquet(Path(out_dir) / "scored.parquet", index=False)
         return {"samples": len(df), "scored": 0, "rm": None}
     df["rm_score"] = score_texts(rm_dir, list(df.prompt), list(df.response), batch_size=cfg.score.batch_size,
-                                 max_length=_max_length(cfg), on_progress=on_progress)
+                                 max_length=cfg.max_length(), on_progress=on_progress)
     df.to_parquet(Path(out_dir) / "scored.parquet", index=False)
     known = df[df.correct.notna()]
     mean = lambda s: round(float(s.mean()), 4) if len(s) else None  # noqa: E731

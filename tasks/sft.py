@@ -79,6 +79,5 @@ def run_sft(cfg, policy_dir: str, sft_paths: list[str], corpus_path: str | None,
     if data.empty:  # nothing verified correct: the round keeps its policy instead of failing
         shutil.copytree(policy_dir, out_dir / "model")
         return {"n_sft": 0, "skipped": "no kept examples; policy carried over unchanged"}
-    max_len = None if cfg.bootstrap.model_path else cfg.bootstrap.tiny.max_len
-    stats = train(policy_dir, list(data.prompt), list(data.completion), out_dir / "model", s.train, max_len)
+    stats = train(policy_dir, list(data.prompt), list(data.completion), out_dir / "model", s.train, cfg.max_length())
     return {"n_sft": len(data), **stats}
