@@ -299,7 +299,9 @@ def test_leftover_detector_sees_strays():
     """Negative control for leftovers(): a stray with the marker, and (as root) a sandbox-uid
     process with a sandbox-uid parent, are both reported."""
     marker = f"sandbox-marker-{uuid.uuid4().hex}"
-    stray = subprocess.Popen(["sh", "-c", f"sleep 60 # {marker}"])
+    # A python stray keeps the marker in its command line; `sh -c "sleep 60 # marker"` does not,
+    # since the shell may exec sleep in its place (a race the CI once lost).
+    stray = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"])
     try:
         assert leftovers(marker)
     finally:
