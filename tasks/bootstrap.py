@@ -111,3 +111,13 @@ def run_bootstrap(cfg: Config, out_dir: Path) -> dict:
     return {"corpus": len(df),
             "sloppy": int(df.sloppy.sum()), **stats}
 
+
+
+if __name__ == "__main__":
+    import sys
+
+    from tasks.config import load_config
+
+    out = Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(run_bootstrap(load_config(sys.argv[1]), out)))
