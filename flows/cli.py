@@ -91,7 +91,7 @@ def eval_cmd(
     benchmarks: str = typer.Option("gsm8k,math500", help="comma-separated names under the data dir"),
     data_dir: Optional[Path] = typer.Option(None, help="folder with <name>/test.jsonl (default: $SELFIMPROVE_DATA or ../shared/data/benchmarks)"),
     limit: Optional[int] = typer.Option(None, help="first N problems of each benchmark"),
-    mode: str = typer.Option("cot", help="cot (tir: see docs/tir.md)"),
+    mode: str = typer.Option("cot", help="reasoning modes, comma-separated: cot, tir (code runs in the sandbox; docs/tir.md)"),
     n: int = typer.Option(8, help="samples per problem for maj@n/rm@n/pass@n; 0 = greedy only"),
     max_tokens: int = typer.Option(512, help="generation budget per response"),
     config: Optional[Path] = typer.Option(None, help="config for prompt/engine/verify sections (default: configs/smollm2-135m.yaml)"),
@@ -100,10 +100,9 @@ def eval_cmd(
     """Evaluate a model on real benchmarks: greedy, maj@n, rm@n, pass@n, per benchmark and language."""
     import time
     _environment()
-    if mode != "cot":
-        _fail(f"--mode {mode}: only cot is wired into `eval` so far")
     from tasks.config import ConfigError, load_config
     overrides = {"evaluate.benchmarks": [b for b in benchmarks.split(",") if b], "evaluate.n": n,
+                 "evaluate.modes": [m.strip() for m in mode.split(",") if m.strip()],
                  "evaluate.limit": limit, "evaluate.max_tokens": max_tokens, "bootstrap.model_path": str(model)}
     if data_dir:
         overrides["evaluate.data_dir"] = str(data_dir)
@@ -154,7 +153,8 @@ def decontaminate(
 
 def print_summary(summary: dict) -> None:
     table = Table(title=f"run {summary['run']}")
-    present = [k for k in summary["rounds"][0] if not k.endswith("_se") and k != "n"] if summary["rounds"] else []
+    present = [k for k, v in summary["rounds"][0].items()
+               if not k.endswith("_se") and k != "n" and not isinstance(v, dict)] if summary["rounds"] else []
     for k in present:
         table.add_column(k, justify="right")
     for r in summary["rounds"]:

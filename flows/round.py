@@ -22,8 +22,8 @@ def improve_round(cfg: Config, k: int, run_dir: str, policy: StageResult, rm: St
     log = get_run_logger()
     rd = Path(run_dir) / f"round-{k:02d}"
 
-    # 1. problems: this round's pool (held-out test problems excluded)
-    problems = stages.problems(cfg, str(rd / "01-problems"), {"round": k})
+    # 1. problems: this round's pool (world or files, plus evolved variants; eval sets excluded)
+    problems = stages.problems(cfg, str(rd / "01-problems"), stages.problems_inputs(cfg, k, policy))
 
     # 2. sample: n solutions per problem from the current policy (vLLM)
     samples = stages.sample(cfg, str(rd / "02-sample"), {"policy": policy, "problems": problems})

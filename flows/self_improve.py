@@ -61,10 +61,24 @@ def _record(summary: dict, run_path: Path, k: int, evaluation, metrics: dict, n_
             wall_s: float) -> None:
     row = {"round": k, **{m: v for m, v in metrics.items() if m != "count"},
            "train_sample_acc": sample_acc, "n_sft": n_sft, "wall_s": round(wall_s, 1)}
+    by_op = _by_operation(evaluation.path("metrics.json"))
+    if by_op:
+        row["by_op"] = by_op
     summary["rounds"].append(row)
     write_json_atomic(run_path / "summary.json", summary)
     write_run_report(run_path)
     _publish(summary, k, evaluation)
+
+
+def _by_operation(metrics_path: Path) -> dict:
+    """Greedy accuracy per operation, CoT and TIR side by side (the tiny world's `op` slices)."""
+    import json
+
+    if not metrics_path.exists():
+        return {}
+    slices = json.loads(metrics_path.read_text()).get("slices", {})
+    return {name.split("=", 1)[1]: {m: v for m, v in scores.items() if m in ("greedy", "tir_greedy", "count")}
+            for name, scores in slices.items() if name.startswith("op=")}
 
 
 def _publish(summary: dict, k: int, evaluation) -> None:
@@ -72,7 +86,7 @@ def _publish(summary: dict, k: int, evaluation) -> None:
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
     slug = re.sub(r"[^a-z0-9-]+", "-", summary["run"].lower()).strip("-") or "run"
-    rows = [{c: v for c, v in r.items() if not c.endswith("_se")} for r in summary["rounds"]]
+    rows = [{c: v for c, v in r.items() if not c.endswith("_se") and not isinstance(v, dict)} for r in summary["rounds"]]
     create_table_artifact(key=f"{slug}-summary", table=rows,
                           description=f"Run {summary['run']}: held-out accuracy per round (round 0 = bootstrap)")
     report = evaluation.path("report.md")

@@ -18,29 +18,32 @@ from tasks.config import Config
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 
 # What each stage's result depends on: its code, and the config sections it reads.
+# Code: the stage's entry module and every tasks module it imports, directly or through another
+# (stage_modules); config.py and common.py are plumbing, not stage logic.
 STAGE_CODE = {
-    "bootstrap": ["bootstrap", "world", "sft", "prompts"],
-    "problems": ["problems", "world", "decontaminate", "sources"],
-    "sample": ["sample", "engine", "prompts"],
-    "verify": ["verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "bootstrap": ["bootstrap"],
+    "problems": ["problems"],
+    "sample": ["sample"],
+    "verify": ["verify_stage"],
     "score": ["reward"],
-    "select": ["select", "problems", "decontaminate", "sources"],
-    "sft": ["sft", "prompts"],
-    "reward-sample": ["sample", "engine", "prompts", "verify_stage", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "select": ["select"],
+    "sft": ["sft"],
+    "reward-sample": ["sample"],
     "reward": ["reward"],
-    "evaluate": ["evaluate", "report", "sources", "engine", "prompts", "reward", "verify", "verify_pool", "answer_extract", "answer_norm"],
+    "evaluate": ["evaluate"],
 }
 STAGE_CONFIG = {
     "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
     "problems": ["world", "problems", "evaluate", "decontaminate"],
-    "sample": ["sample", "engine", "prompt"],
+    "sample": ["sample", "engine", "prompt", "tir"],
     "verify": ["verify"],
     "score": ["score", "bootstrap.tiny.max_len"],
     "select": ["select", "decontaminate"],
     "sft": ["sft", "prompt", "bootstrap.tiny.max_len"],
-    "reward-sample": ["reward", "engine", "prompt", "verify", "sample.stop", "sample.top_p", "sample.seed"],
+    "reward-sample": ["reward", "engine", "prompt", "tir", "verify", "sample.stop", "sample.top_p", "sample.seed",
+                      "sample.tir_fraction"],
     "reward": ["reward", "bootstrap.tiny.max_len"],
-    "evaluate": ["evaluate", "engine", "prompt", "verify", "score", "sample.stop"],
+    "evaluate": ["evaluate", "engine", "prompt", "tir", "verify", "score", "sample.stop"],
 }
 
 
@@ -51,9 +54,34 @@ def _config_part(cfg: Config, dotted: str):
     return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
 
 
+def _tasks_imports(module: str) -> set[str]:
+    """tasks modules that `module` imports anywhere (function-level imports too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse((TASKS_DIR / f"{module}.py").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "tasks":
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tasks."):
+            found.add(node.module.split(".")[1])
+    return found - {"config", "common"}
+
+
+def stage_modules(stage: str) -> list[str]:
+    """The stage's entry modules and everything they import from tasks/, transitively: an edit
+    anywhere in there invalidates the stage (more often than strictly needed, never less)."""
+    seen, todo = set(), list(STAGE_CODE[stage])
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += _tasks_imports(m)
+    return sorted(seen)
+
+
 def _code_digest(stage: str) -> str:
-    files = [TASKS_DIR / f"{m}.py" for m in STAGE_CODE[stage]]
-    return digest_json({f.name: f.read_bytes().hex() if f.exists() else None for f in files})
+    files = [TASKS_DIR / f"{m}.py" for m in stage_modules(stage)]
+    return digest_json({f.name: f.read_bytes().hex() for f in files})
 
 
 def stage_key(stage: str, cfg: Config, inputs: dict) -> str:
@@ -114,7 +142,24 @@ def bootstrap(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
 @stage_task("problems")
 def problems(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
     from tasks.problems import run_problems
-    return run("problems", cfg, out_dir, inputs, lambda d: run_problems(cfg, inputs["round"], d))
+    policy = inputs.get("policy")
+    return run("problems", cfg, out_dir, inputs,
+               lambda d: run_problems(cfg, inputs["round"], d, model_path(policy) if policy else None))
+
+
+def problems_inputs(cfg: Config, k: int, policy: StageResult) -> dict:
+    """The problems stage's inputs: the round, the content of its files, and the policy only when
+    it writes evolved problems (otherwise a new policy must not invalidate the round's problems)."""
+    from tasks.common import sha256_file
+    from tasks.problems import needs_policy
+
+    inputs: dict = {"round": k}
+    if cfg.problems.source == "files":
+        inputs["files"] = [sha256_file(Path(f.path)) if Path(f.path).exists() else f"missing:{f.path}"
+                           for f in cfg.problems.files]
+    if needs_policy(cfg):
+        inputs["policy"] = policy
+    return inputs
 
 
 @stage_task("sample")

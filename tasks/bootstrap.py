@@ -84,6 +84,11 @@ def held_out_problems(cfg: Config) -> list[dict]:
                                max_digits=w.max_digits, zh_fraction=w.zh_fraction, prefix="t")
 
 
+def corpus_modes(corpus: pd.DataFrame) -> list[str]:
+    """Each corpus row's reasoning mode (a CoT-only corpus has no `mode` column)."""
+    return list(corpus["mode"]) if "mode" in corpus else ["cot"] * len(corpus)
+
+
 def run_bootstrap(cfg: Config, out_dir: Path) -> dict:
     """Write `model/` (the round-0 policy) and, for the tiny world, `corpus.parquet`."""
     from tasks.prompts import build_prompts
@@ -97,7 +102,8 @@ def run_bootstrap(cfg: Config, out_dir: Path) -> dict:
     b, w = cfg.bootstrap, cfg.world
     corpus = world.bootstrap_corpus(b.corpus_size, seed=cfg.run.seed, ops=list(w.ops), max_digits=w.max_digits,
                                     zh_fraction=w.zh_fraction, sloppy_fraction=b.sloppy_fraction,
-                                    exclude=test_keys(cfg))
+                                    exclude=test_keys(cfg), tir_fraction=b.tir_fraction,
+                                    tir_sloppy_fraction=b.tir_sloppy_fraction)
     df = pd.DataFrame(corpus)
     df.to_parquet(out_dir / "corpus.parquet", index=False)
 
@@ -105,11 +111,11 @@ def run_bootstrap(cfg: Config, out_dir: Path) -> dict:
     train_tokenizer(list(df.question) + list(df.solution), b.tiny.vocab_size, tok_dir)
     init_dir = out_dir / "init"
     build_tiny_model(cfg, tok_dir, init_dir)
-    prompts = build_prompts(list(df.question), str(init_dir), cfg.prompt)
-    stats = train(init_dir, prompts, list(df.solution), out_dir / "model", b.train, b.tiny.max_len)
+    prompts = build_prompts(list(df.question), str(init_dir), cfg.prompt, corpus_modes(df))
+    stats = train(init_dir, prompts, list(df.solution), out_dir / "model", b.train, b.tiny.max_len, label="bootstrap")
     shutil.rmtree(init_dir)
-    return {"corpus": len(df),
-            "sloppy": int(df.sloppy.sum()), **stats}
+    return {"corpus": len(df), "sloppy": int(df.sloppy.sum()),
+            "tir_rows": corpus_modes(df).count("tir"), **stats}
 
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Section(BaseModel):
@@ -58,6 +58,8 @@ class BootstrapConfig(Section):
     tiny: TinyModelConfig = TinyModelConfig()
     corpus_size: int = Field(20000, ge=1, description="problems in the pretraining corpus")
     sloppy_fraction: float = Field(0.6, ge=0, le=1, description="share of carry/borrow problems solved by the sloppy tutor")
+    tir_fraction: float = Field(0.0, ge=0, le=1, description="share of corpus rows solved in TIR mode (code does the arithmetic)")
+    tir_sloppy_fraction: float | None = Field(None, ge=0, le=1, description="share of TIR rows with a copying slip; unset = sloppy_fraction on carry problems")
     train: TrainConfig = TrainConfig(lr=3e-3, epochs=3, completion_only=False, warmup_ratio=0.02)
 
 
@@ -67,12 +69,52 @@ class PromptConfig(Section):
     system: str | None = Field(None, description="system message (chat_template only)")
     cot_instruction: str = Field("Please reason step by step, and put your final answer within \\boxed{}.")
     template: str = Field("{question}\n", description="plain-text prompt when chat_template is false")
+    tir_instruction: str = Field("Please integrate natural language reasoning with programs to solve the problem "
+                                 "above, and put your final answer within \\boxed{}.",
+                                 description="the report's TIR instruction (chat_template only)")
+    tir_template: str = Field("{question} Use Python.\n", description="plain-text TIR prompt (the tiny world's TIR cue)")
+
+
+class TirConfig(Section):
+    """Tool-integrated reasoning: model-written code runs in the sandbox (docs/tir.md)."""
+    max_calls: int = Field(3, ge=0, description="code executions per response (Qwen's math_eval: 3 + a final one)")
+    timeout_s: float = Field(5.0, gt=0, description="wall-clock limit per execution")
+    memory_mb: int = Field(512, ge=16, description="address-space limit per execution")
+    workers: int | None = Field(None, ge=1, description="sandbox processes; unset = one per CPU")
+    max_output_chars: int = Field(400, ge=10, description="longer outputs keep head and tail (Qwen's truncate)")
+    dedupe_calls: bool = Field(True, description="run identical (earlier cells, code) once per step; "
+                                                 "nondeterministic code then shares one output")
+
+
+class FileSourceConfig(Section):
+    """A JSONL or Parquet file of problems (the layouts under ../shared/data work as they are)."""
+    path: str = Field(..., description="file path (relative paths from the working directory)")
+    field_map: dict[Literal["question", "gold", "id", "lang"], str] = Field(
+        default_factory=dict, description="our field -> the file's column, e.g. {question: prompt, gold: target}")
+
+
+class EvolveConfig(Section):
+    """New problems made from the round's own (MuggleMath-style); tasks/evolve.py."""
+    fraction: float = Field(0.0, ge=0, le=4, description="evolved problems added, as a share of the round's pool")
+    kinds: list[Literal["numbers", "condition", "inverse"]] = Field(["numbers", "inverse"], min_length=1)
+    temperature: float = Field(0.7, ge=0, description="model-written variants (file sources)")
+    max_tokens: int = Field(256, ge=8)
+    seed: int = 0
 
 
 class ProblemsConfig(Section):
-    source: Literal["world"] = Field("world", description="where round problems come from")
-    n_per_round: int = Field(1500, ge=1)
+    source: Literal["world", "files"] = Field("world", description="the tiny world, or the files listed in `files`")
+    files: list[FileSourceConfig] = Field(default_factory=list, description="problem files (source: files)")
+    on_bad: Literal["skip", "error"] = Field("skip", description="bad rows: skipped and listed in bad_rows.parquet, or the stage fails")
+    n_per_round: int = Field(1500, ge=1, description="problems drawn per round (seeded; all when fewer)")
     seed: int = 1000
+    evolve: EvolveConfig = EvolveConfig()
+
+    @model_validator(mode="after")
+    def _files_given(self):
+        if self.source == "files" and not self.files:
+            raise ValueError("source 'files' needs at least one entry in problems.files")
+        return self
 
 
 class EngineConfig(Section):
@@ -93,6 +135,7 @@ class SampleConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(96, ge=1)
     stop: list[str] = Field(default_factory=list, description="extra stop strings (EOS always stops)")
+    tir_fraction: float = Field(0.0, ge=0, le=1, description="share of problems sampled in TIR mode (the rest CoT)")
     seed: int = 0
 
 
@@ -100,6 +143,8 @@ class VerifyConfig(Section):
     timeout_s: float = Field(5.0, gt=0, description="hard wall-clock limit per item")
     workers: int = Field(2, ge=0, description="verifier processes; 0 = inline")
     audit: bool = Field(True, description="also run plain math-verify and write the disagreements to audit.parquet")
+    vote: bool = Field(True, description="problems without a gold answer: the majority answer of their samples stands in")
+    vote_min_share: float = Field(0.5, ge=0, le=1, description="the vote counts only when this share of answered samples agrees")
 
 
 class SelectConfig(Section):
@@ -148,6 +193,8 @@ class EvaluateConfig(Section):
     benchmarks: list[str] = Field(default_factory=list, description="benchmark names under data_dir (e.g. gsm8k, math500); empty = the tiny world's held-out set")
     data_dir: str | None = Field(None, description="folder with <name>/test.jsonl; unset = $SELFIMPROVE_DATA or ../shared/data/benchmarks")
     limit: int | None = Field(None, ge=1, description="first N problems of each benchmark")
+    modes: list[Literal["cot", "tir"]] = Field(["cot"], min_length=1, description="reasoning modes; TIR metrics get a tir_ prefix")
+    tir_n: int | None = Field(None, ge=0, description="samples per problem in TIR mode; unset = n")
 
 
 class RunConfig(Section):
@@ -161,6 +208,7 @@ class Config(Section):
     world: WorldConfig = WorldConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
     prompt: PromptConfig = PromptConfig()
+    tir: TirConfig = TirConfig()
     engine: EngineConfig = EngineConfig()
     problems: ProblemsConfig = ProblemsConfig()
     sample: SampleConfig = SampleConfig()

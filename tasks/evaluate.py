@@ -1,10 +1,12 @@
-"""The `evaluate` stage: greedy, maj@n, rm@n and pass@n of a policy on the held-out set.
+"""The `evaluate` stage: greedy, maj@n, rm@n and pass@n of a policy on the held-out set, in each
+reasoning mode of `evaluate.modes` (CoT, and TIR with the model's code run in the sandbox).
 
 rm@n: the answer of the sample the reward model scores highest; rm_maj@n: majority vote with
 each sample weighted by sigmoid(RM score). Both only when the round has a reward model.
 
-Writes predictions.parquet (every response with its answer and verdict) and metrics.json:
-overall and per slice (language, operation, carry), each accuracy with its standard error.
+Writes predictions.parquet (every response with its mode, answer and verdict) and metrics.json:
+overall and per slice (language, operation, carry), each accuracy with its standard error. CoT
+metrics have plain names (greedy, maj@8, ...); TIR's the prefix "tir_" (tir_greedy, tir_maj@8, ...).
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.config import Config
-from tasks.engine import generate
 from tasks.prompts import build_prompts
 
 
@@ -24,42 +25,67 @@ def _verify(cfg: Config, responses: list[str], golds: list[str]):
     return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers, audit=True)
 
 
-def predict(cfg: Config, model_dir: str, test: pd.DataFrame, prompts: list[str], rm_dir: str | None) -> pd.DataFrame:
-    """Greedy and n sampled responses per problem, verified (plus plain math-verify's verdict) and RM-scored."""
+def samples_per_problem(cfg: Config, mode: str) -> int:
     e = cfg.evaluate
-    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=cfg.sample.stop, engine_cfg=cfg.engine)
-    greedy = generate(model_dir, prompts, n=1, temperature=0.0, **common)
-    sampled = generate(model_dir, prompts, n=e.n, temperature=e.temperature, **common) if e.n else [[] for _ in prompts]
-    rows = [{"problem_id": pid, "kind": kind, "sample_idx": j, "response": c["response"], "gold": gold}
-            for pid, gold, g, outs in zip(test.id, test.gold, greedy, sampled)
-            for kind, batch in (("greedy", g), ("sample", outs)) for j, c in enumerate(batch)]
+    return e.tir_n if mode == "tir" and e.tir_n is not None else e.n
+
+
+def predict(cfg: Config, model_dir: str, test: pd.DataFrame, prompts: dict[str, list[str]],
+            rm_dir: str | None) -> pd.DataFrame:
+    """Per mode, greedy and n sampled responses per problem, verified (plus plain math-verify's
+    verdict) and RM-scored. `prompts`: {mode: one prompt per test problem}."""
+    from tasks.progress import StageProgress
+    from tasks.sample import generate_in_mode
+
+    e = cfg.evaluate
+    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed)
+    rows = []
+    # phases: per mode greedy and sampled generation, then verification, then RM scoring
+    progress = StageProgress("evaluate: phases", 2 * len(prompts) + 1 + bool(rm_dir))
+    for mode, mode_prompts in prompts.items():
+        n = samples_per_problem(cfg, mode)
+        greedy = generate_in_mode(cfg, model_dir, mode_prompts, mode, n=1, temperature=0.0, **common)
+        progress.advance()
+        sampled = (generate_in_mode(cfg, model_dir, mode_prompts, mode, n=n, temperature=e.temperature, **common)
+                   if n else [[] for _ in mode_prompts])
+        progress.advance()
+        rows += [{"problem_id": pid, "mode": mode, "kind": kind, "sample_idx": j, "prompt": prompt,
+                  "response": c["response"], "n_calls": c["n_calls"], "gold": gold}
+                 for pid, gold, prompt, g, outs in zip(test.id, test.gold, mode_prompts, greedy, sampled)
+                 for kind, batch in (("greedy", g), ("sample", outs)) for j, c in enumerate(batch)]
     preds = pd.DataFrame(rows)
     verdicts = _verify(cfg, list(preds.response), list(preds.gold))
+    progress.advance()
     preds["answer"] = [v.answer for v in verdicts]
     preds["correct"] = [bool(v.correct) for v in verdicts]
     preds["math_verify"] = pd.array([v.mv_correct for v in verdicts], dtype="boolean")
     sampled_rows = preds.kind == "sample"
     if rm_dir and sampled_rows.any():  # score every sampled response with the round's reward model (for rm@n)
         from tasks.reward import score_texts
-        prompt_of = dict(zip(test.id, prompts))
         preds.loc[sampled_rows, "rm_score"] = score_texts(
-            rm_dir, [prompt_of[p] for p in preds.problem_id[sampled_rows]], list(preds.response[sampled_rows]),
+            rm_dir, list(preds.prompt[sampled_rows]), list(preds.response[sampled_rows]),
             batch_size=cfg.score.batch_size, max_length=cfg.max_length())
+    progress.close()
     return preds
 
 
 def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path, rm_dir: str | None = None,
                  previous_dir: str | None = None, title: str = "Evaluation") -> dict:
-    prompts = build_prompts(list(test.question), model_dir, cfg.prompt)
+    prompts = {mode: build_prompts(list(test.question), model_dir, cfg.prompt, mode) for mode in cfg.evaluate.modes}
     preds = predict(cfg, model_dir, test, prompts, rm_dir)
     preds.to_parquet(out_dir / "predictions.parquet", index=False)
 
-    n = cfg.evaluate.n
-    per_problem = _per_problem(test, preds)
-    metrics = {"n_test": len(test), "n": n, **_scores(per_problem, n), **_agreement(preds)}
-    metrics["slices"] = {f"{col}={val}": _scores(group, n)
-                         for col in ("source", "lang", "op", "carry") if col in per_problem and per_problem[col].nunique() > 1
-                         for val, group in per_problem.groupby(col)}
+    metrics = {"n_test": len(test), "n": cfg.evaluate.n, **_agreement(preds)}
+    slices: dict[str, dict] = {}
+    for mode in cfg.evaluate.modes:
+        n, prefix = samples_per_problem(cfg, mode), "tir_" if mode == "tir" else ""
+        per_problem = _per_problem(test, preds[preds["mode"] == mode])
+        metrics.update(_scores(per_problem, n, prefix))
+        for col in ("source", "lang", "op", "carry"):
+            if col in per_problem and per_problem[col].nunique() > 1:
+                for val, group in per_problem.groupby(col):
+                    slices.setdefault(f"{col}={val}", {}).update(_scores(group, n, prefix))
+    metrics["slices"] = slices
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_report(metrics, out_dir, previous_dir, title)
     return {k: v for k, v in metrics.items() if k != "slices"}
@@ -136,7 +162,8 @@ def _per_problem(test: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _scores(df: pd.DataFrame, n: int) -> dict:
+def _scores(df: pd.DataFrame, n: int, prefix: str = "") -> dict:
+    """Accuracies with standard errors; names get `prefix` (e.g. "tir_greedy")."""
     def acc(col):
         p = float(df[col].mean()) if len(df) else 0.0
         return round(p, 4), round(math.sqrt(p * (1 - p) / max(len(df), 1)), 4)
@@ -145,5 +172,5 @@ def _scores(df: pd.DataFrame, n: int) -> dict:
     for name, col in (("greedy", "greedy"), (f"maj@{n}", "maj"), (f"rm@{n}", "rm"), (f"rm_maj@{n}", "rm_maj"),
                       (f"pass@{n}", "pass"), ("sample_acc", "sample_acc")):
         if col in df and (col == "greedy" or n > 0):
-            out[name], out[f"{name}_se"] = acc(col)
+            out[prefix + name], out[f"{prefix}{name}_se"] = acc(col)
     return out

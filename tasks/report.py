@@ -27,11 +27,14 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def flipped(prev_preds: Path, preds: Path, limit: int = 20) -> tuple[list[dict], list[dict]]:
-    """Greedy verdicts that changed between two evaluations: (now right, now wrong)."""
-    cols = ["problem_id", "kind", "response", "answer", "correct"]
-    a = pd.read_parquet(prev_preds, columns=cols).query("kind == 'greedy'").set_index("problem_id")
-    b = pd.read_parquet(preds, columns=cols).query("kind == 'greedy'").set_index("problem_id")
-    both = a.join(b, lsuffix="_before", rsuffix="_after", how="inner")
+    """Greedy (CoT) verdicts that changed between two evaluations: (now right, now wrong)."""
+    def greedy(path: Path) -> pd.DataFrame:
+        df = pd.read_parquet(path)
+        keep = (df.kind == "greedy") & ((df["mode"] == "cot") if "mode" in df else True)
+        return df[keep].set_index("problem_id")[["response", "answer", "correct"]]
+
+    a, b = greedy(prev_preds), greedy(preds)
+    both = a.merge(b, left_index=True, right_index=True, suffixes=("_before", "_after"))
     fixed = both[~both.correct_before & both.correct_after]
     broken = both[both.correct_before & ~both.correct_after]
     pick = lambda df: [{"problem_id": i, "before": r.answer_before, "after": r.answer_after,  # noqa: E731
@@ -91,6 +94,11 @@ def write_run_report(run_dir: str | Path) -> Path:
     text = [f"# Run {summary['run']}", "", "Held-out accuracy per round (round 0 = bootstrap model); "
             "standard errors in summary.json.", "", markdown_table(rows, [c for c in columns if any(c in r for r in rows)]),
             "", "![accuracy per round](accuracy.png)", ""]
+    by_op = [{"round": r["round"], "op": op, **scores} for r in rows for op, scores in r.get("by_op", {}).items()]
+    if by_op:
+        text += ["## Greedy accuracy per operation, CoT and TIR", "",
+                 markdown_table(by_op, [c for c in ("round", "op", "count", "greedy", "tir_greedy")
+                                        if any(c in r for r in by_op)]), ""]
     for r in rows[1:]:
         rep = run_dir / f"round-{r['round']:02d}" / "09-evaluate" / "report.md"
         if rep.exists():

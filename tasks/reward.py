@@ -219,6 +219,8 @@ def _train_loop(model, data: list, pad_id: int, train_cfg) -> dict:
     import torch
     from transformers import get_scheduler
 
+    from tasks.progress import StageProgress
+
     per_epoch = math.ceil(len(data) / train_cfg.batch_size)  # micro-batches of groups
     micro = math.ceil(train_cfg.epochs * per_epoch)
     if train_cfg.max_steps > 0:
@@ -229,6 +231,7 @@ def _train_loop(model, data: list, pad_id: int, train_cfg) -> dict:
                           num_training_steps=steps)
     rng, order, losses = random.Random(train_cfg.seed), [], []
     model.train()
+    progress = StageProgress("reward: steps", micro)
     for m in range(micro):
         if not order:  # a new epoch: reshuffle the groups
             order = list(range(len(data)))
@@ -242,6 +245,8 @@ def _train_loop(model, data: list, pad_id: int, train_cfg) -> dict:
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+        progress.advance()
+    progress.close()
     model.eval()
     return {"train_loss": round(sum(losses) / len(losses), 4), "train_steps": steps}
 
@@ -341,8 +346,14 @@ def run_score(cfg, rm_dir: str | Path | None, verified_path: str | Path, out_dir
         df["rm_score"] = pd.array([None] * len(df), dtype="Float64")
         df.to_parquet(Path(out_dir) / "scored.parquet", index=False)
         return {"samples": len(df), "scored": 0, "rm": None}
-    df["rm_score"] = score_texts(rm_dir, list(df.prompt), list(df.response), batch_size=cfg.score.batch_size,
-                                 max_length=cfg.max_length(), on_progress=on_progress)
+    from tasks.progress import StageProgress
+    with StageProgress("score: samples", len(df)) as progress:
+        def report(done: int, total: int) -> None:
+            progress.update(done)
+            if on_progress:
+                on_progress(done, total)
+        df["rm_score"] = score_texts(rm_dir, list(df.prompt), list(df.response), batch_size=cfg.score.batch_size,
+                                     max_length=cfg.max_length(), on_progress=report)
     df.to_parquet(Path(out_dir) / "scored.parquet", index=False)
     known = df[df.correct.notna()]
     mean = lambda s: round(float(s.mean()), 4) if len(s) else None  # noqa: E731

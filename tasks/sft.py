@@ -18,7 +18,7 @@ from tasks.config import TrainConfig
 
 
 def train(model_dir: str | Path, prompts: list[str], completions: list[str], out_dir: str | Path,
-          train_cfg: TrainConfig, max_length: int | None = None) -> dict:
+          train_cfg: TrainConfig, max_length: int | None = None, label: str = "sft") -> dict:
     """Fine-tune `model_dir` on (prompt, completion) pairs; save model + tokenizer to `out_dir`."""
     import torch
     from datasets import Dataset
@@ -46,7 +46,8 @@ def train(model_dir: str | Path, prompts: list[str], completions: list[str], out
         deepspeed=train_cfg.deepspeed, dataloader_num_workers=0, disable_tqdm=not os.isatty(2),
         dataset_num_proc=None,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[_progress_callback(f"{label}: steps")])
     started = time.time()
     result = trainer.train()
     trainer.save_model(str(out_dir))
@@ -55,6 +56,26 @@ def train(model_dir: str | Path, prompts: list[str], completions: list[str], out
     shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
     return {"train_examples": len(prompts), "train_loss": round(float(result.training_loss), 4),
             "train_steps": int(result.global_step), "train_s": round(time.time() - started, 1)}
+
+
+def _progress_callback(description: str):
+    """Training steps as a Prefect progress artifact (the terminal already has the trainer's bar)."""
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        progress = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            from tasks.progress import StageProgress
+            self.progress = StageProgress(description, state.max_steps, show_bar=False)
+
+        def on_step_end(self, args, state, control, **kw):
+            self.progress.update(state.global_step)
+
+        def on_train_end(self, args, state, control, **kw):
+            self.progress.close()
+
+    return _Progress()
 
 
 def _copy_tokenizer_config(src: Path, dst: Path) -> None:
@@ -71,9 +92,11 @@ def run_sft(cfg, policy_dir: str, sft_paths: list[str], corpus_path: str | None,
     paths = sft_paths if s.replay else sft_paths[-1:]
     data = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     if s.bootstrap_replay and corpus_path:
+        from tasks.bootstrap import corpus_modes
         from tasks.prompts import build_prompts
         corpus = pd.read_parquet(corpus_path).sample(n=s.bootstrap_replay, random_state=s.train.seed, replace=True)
-        replay = pd.DataFrame({"prompt": build_prompts(list(corpus.question), policy_dir, cfg.prompt),
+        replay = pd.DataFrame({"prompt": build_prompts(list(corpus.question), policy_dir, cfg.prompt,
+                                                       corpus_modes(corpus)),
                                "completion": list(corpus.solution)})
         data = pd.concat([data, replay], ignore_index=True)
     if data.empty:  # nothing verified correct: the round keeps its policy instead of failing

@@ -124,9 +124,11 @@ class _Trajectory:
 def generate_tir(model_dir, prompts: list[str], *, n: int, temperature: float, top_p: float,
                  max_tokens: int, seed: int, engine_cfg: EngineConfig, max_calls: int = 3,
                  timeout_s: float = 5.0, memory_mb: int = 512, pool=None,
-                 max_output_chars: int = MAX_OUTPUT_CHARS, stop: list[str] | None = None) -> list[list[dict]]:
+                 max_output_chars: int = MAX_OUTPUT_CHARS, stop: list[str] | None = None,
+                 dedupe_calls: bool = False) -> list[list[dict]]:
     """For each prompt, n TIR completions as dicts: response, n_tokens, finish_reason, n_calls,
-    exec_errors. `pool`: a tasks.sandbox.SandboxPool to share; by default one is started here."""
+    exec_errors. `pool`: a tasks.sandbox.SandboxPool to share; by default one is started here.
+    `dedupe_calls`: within a step, identical (earlier cells, code) run once and share the result."""
     from tasks.engine import get_engine
     from tasks.sandbox import SandboxPool
 
@@ -146,9 +148,10 @@ def generate_tir(model_dir, prompts: list[str], *, n: int, temperature: float, t
                            seed=seed, stop=[STOP, *(stop or [])], max_calls=max_calls)
             calls = [t for t in active if t.pending is not None]
             gen_s, started = time.monotonic() - started, time.monotonic()
-            _execute(pool, calls, timeout_s=timeout_s, memory_mb=memory_mb, max_output_chars=max_output_chars)
-            log.info("tir step %d: %d trajectories generated in %.1f s, %d calls run in %.1f s",
-                     step, len(active), gen_s, len(calls), time.monotonic() - started)
+            ran = _execute(pool, calls, timeout_s=timeout_s, memory_mb=memory_mb, max_output_chars=max_output_chars,
+                           dedupe=dedupe_calls)
+            log.info("tir step %d: %d trajectories generated in %.1f s, %d calls (%d executions) in %.1f s",
+                     step, len(active), gen_s, len(calls), ran, time.monotonic() - started)
     finally:
         if own_pool:
             pool.close()
@@ -188,14 +191,23 @@ def _generate_step(llm, trajs: list[_Trajectory], step: int, *, temperature: flo
             t.pending = code
 
 
-def _execute(pool, trajs: list[_Trajectory], *, timeout_s: float, memory_mb: int, max_output_chars: int) -> None:
-    """Run each trajectory's pending cell after its earlier ones, concurrently; append the outputs."""
+def _execute(pool, trajs: list[_Trajectory], *, timeout_s: float, memory_mb: int, max_output_chars: int,
+             dedupe: bool = False) -> int:
+    """Run each trajectory's pending cell after its earlier ones, concurrently; append the outputs.
+    With dedupe, identical sessions run once: n samples of one problem often write the same code
+    (in the tiny world, mostly one or two distinct one-liners). Returns the number of executions."""
     if not trajs:
-        return
-    results = pool.map([t.pending for t in trajs], setups=[list(t.cells) for t in trajs],
+        return 0
+    sessions = [(tuple(t.cells), t.pending) for t in trajs]
+    unique = list(dict.fromkeys(sessions)) if dedupe else sessions
+    results = pool.map([code for _, code in unique], setups=[list(cells) for cells, _ in unique],
                        timeout_s=timeout_s, memory_mb=memory_mb)
+    if dedupe:
+        by_session = dict(zip(unique, results, strict=True))
+        results = [by_session[s] for s in sessions]
     for t, r in zip(trajs, results, strict=True):
         t.cells.append(t.pending)
         t.pending = None
         t.exec_errors += r.error is not None
         t.response = with_output(t.response, format_output(r, max_output_chars))
+    return len(unique)

@@ -11,7 +11,8 @@ its samples contain correct carries often enough for the verifier to pick them o
 ../shared/notes/tiny-world.md for the measurements behind this regime.
 
 Tool-integrated (TIR) solutions (`solve_tir`) let Python do the arithmetic, in Qwen2.5-Math's
-format (see tasks/tir.py and docs/tir.md); a question ending in TIR_SUFFIX asks for one:
+format (see tasks/tir.py and docs/tir.md); a prompt ending in TIR_SUFFIX (the default
+`prompt.tir_template`) asks for one:
 
     solve_tir({"op": "mul", "a": 347, "b": 6}), line by line:
         ```python
@@ -202,10 +203,12 @@ def solve_tir(problem: dict, sloppy: bool = False) -> str:
 
 def bootstrap_corpus(n: int, *, seed: int, ops: list[str], max_digits: int, zh_fraction: float,
                      sloppy_fraction: float, exclude: set[tuple] | None = None,
-                     tir_fraction: float = 0.0) -> list[dict]:
+                     tir_fraction: float = 0.0, tir_sloppy_fraction: float | None = None) -> list[dict]:
     """Problems with solutions; carry problems are solved by the sloppy tutor with probability
-    sloppy_fraction. With tir_fraction > 0, that share of rows gets mode "tir" (the question with
-    TIR_SUFFIX, a TIR solution; sloppy rows get the sloppy TIR tutor) and every row a `mode`;
+    sloppy_fraction. With tir_fraction > 0, that share of rows gets mode "tir" (a TIR solution;
+    sloppy rows get the sloppy TIR tutor; the prompt, not the question, asks for code) and every
+    row a `mode`; tir_sloppy_fraction, when set, is the sloppy share of TIR rows on any problem
+    (a copying slip does not depend on carries);
     with tir_fraction == 0 the rows are exactly those of a CoT-only corpus."""
     rng = random.Random(seed + 1)
     rows = make_problems(n, seed=seed, ops=ops, max_digits=max_digits, zh_fraction=zh_fraction,
@@ -214,10 +217,12 @@ def bootstrap_corpus(n: int, *, seed: int, ops: list[str], max_digits: int, zh_f
         p["sloppy"] = bool(p["carry"] and rng.random() < sloppy_fraction)
         p["solution"] = solve_cot(p, sloppy=p["sloppy"])
     if tir_fraction > 0:
-        tir_rng = random.Random(seed + 2)  # its own stream: the CoT rows stay as they were
+        tir_rng = random.Random(seed + 2)  # its own streams: the CoT rows stay as they were
+        slip_rng = random.Random(seed + 3)
         for p in rows:
             p["mode"] = "tir" if tir_rng.random() < tir_fraction else "cot"
-            if p["mode"] == "tir":
-                p["question"] = tir_question(p["question"])
+            if p["mode"] == "tir":  # the question stays; the prompt (tir_template) asks for code
+                if tir_sloppy_fraction is not None:  # copying slips are not tied to carries
+                    p["sloppy"] = slip_rng.random() < tir_sloppy_fraction
                 p["solution"] = solve_tir(p, sloppy=p["sloppy"])
     return rows

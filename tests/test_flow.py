@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -91,7 +92,15 @@ def test_resumed_summary_is_complete(killed_then_resumed):
     assert [r["round"] for r in summary["rounds"]] == [0, 1, 2]
     for r in summary["rounds"]:
         assert 0.0 <= r["greedy"] <= 1.0 and r["n_test"] == 32
-        assert {"maj@2", "pass@2", "n_sft", "wall_s"} <= set(r)
+        assert {"maj@2", "pass@2", "n_sft", "wall_s", "tir_greedy", "tir_maj@2", "tir_pass@2"} <= set(r)
+        assert 0.0 <= r["tir_greedy"] <= 1.0
+    samples = pd.read_parquet(run_dir / "round-01" / "02-sample" / "samples.parquet")
+    assert set(samples["mode"]) == {"cot", "tir"}   # sample.tir_fraction: some problems asked in TIR mode
+    problems = pd.read_parquet(run_dir / "round-01" / "01-problems" / "problems.parquet")
+    assert problems.parent_id.notna().sum() == 8   # problems.evolve.fraction 0.25 of 32
+    preds = pd.read_parquet(run_dir / "round-01" / "09-evaluate" / "predictions.parquet")
+    assert preds.groupby("mode").size().to_dict() == {"cot": 32 * 3, "tir": 32 * 3}   # greedy + 2 samples each
+    assert preds[preds["mode"] == "tir"].prompt.str.endswith(" Use Python.\n").all()
 
 
 def test_config_change_invalidates_stage_and_downstream_only(killed_then_resumed, tmp_path):

@@ -70,3 +70,35 @@ def test_verify_stage_writes_counts_and_math_verify_audit(tmp_path):
     audit = pd.read_parquet(tmp_path / "audit.parquet")
     # math-verify accepts a half-open interval for an open one; ours does not: that row is audited
     assert list(audit.problem_id) == ["b"] and counts["mv_disagreements"] == 1
+
+
+def test_stage_code_covers_the_modules_a_stage_imports():
+    """A stage's cache key hashes the source of every tasks module it reaches through imports."""
+    from flows.stages import stage_modules
+
+    assert {"sample", "tir", "sandbox", "engine", "prompts", "verify_stage", "verify"} <= set(stage_modules("sample"))
+    assert {"evaluate", "sample", "tir", "reward", "report", "verify"} <= set(stage_modules("evaluate"))
+    assert "sandbox" not in stage_modules("verify")
+    assert "config" not in stage_modules("sample")
+
+
+def test_verify_stage_votes_where_there_is_no_gold(tmp_path):
+    """No gold: the majority answer stands in when enough samples agree, else nothing is trusted."""
+    import pandas as pd
+
+    from tasks.config import VerifyConfig
+    from tasks.verify_stage import verify_frame
+
+    samples = pd.DataFrame({
+        "problem_id": ["g", "g", "v", "v", "v", "v", "s", "s", "s"],
+        "response": ["\\boxed{5}", "\\boxed{6}",
+                     "\\boxed{1/2}", "\\boxed{0.5}", "\\boxed{3}", "no answer",   # 2 of 3 answered agree
+                     "\\boxed{1}", "\\boxed{2}", "\\boxed{3}"]})                  # no majority of the answered
+    gold = pd.Series({"g": "5", "v": None, "s": None})
+    out = verify_frame(VerifyConfig(workers=0, audit=False), samples, gold)
+    assert list(out.gold_source.fillna("none")) == ["gold"] * 2 + ["vote"] * 4 + ["none"] * 3
+    assert list(out.correct[:6]) == [True, False, True, True, False, False]
+    assert list(out.status[2:6]) == ["vote_correct", "vote_correct", "vote_wrong", "vote_no_answer"]
+    assert out.correct[6:].isna().all() and set(out.status[6:]) == {"no_consensus"}
+    off = verify_frame(VerifyConfig(workers=0, audit=False, vote=False), samples, gold)
+    assert off.correct[2:].isna().all() and set(off.status[2:]) <= {"unverified", "no_answer"}

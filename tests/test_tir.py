@@ -84,11 +84,11 @@ def test_bootstrap_corpus_tir_fraction():
         if r["mode"] == "cot":
             assert r == {**c, "mode": "cot"}
         else:
-            assert r["question"] == world.tir_question(c["question"])
+            assert r["question"] == c["question"]
             assert r["solution"] == world.solve_tir(c, sloppy=c["sloppy"])
             assert (boxed(r["solution"]) == r["gold"]) == (not r["sloppy"])
     only = world.bootstrap_corpus(500, **kw, tir_fraction=1.0)
-    assert all(r["mode"] == "tir" and r["question"].endswith(world.TIR_SUFFIX) for r in only)
+    assert all(r["mode"] == "tir" and r["solution"].startswith("```python") for r in only)
 
 
 # ---------------------------------------------------------------- the loop's pure helpers
@@ -189,6 +189,32 @@ def scripted(monkeypatch):
     return install
 
 
+def test_dedupe_calls_runs_identical_sessions_once(scripted, pool):
+    """n samples that write the same code share one execution (and so one output); without
+    dedupe each runs on its own (a random draw then differs between them)."""
+    code = "```python\nimport random\nprint(random.random())\n```\n"
+    scripted({"A\n": [code, "\\boxed{1}"], "B\n": ["```python\nprint(2)\n```\n", "\\boxed{2}"]})
+
+    class Counting:
+        def __init__(self):
+            self.executions = 0
+
+        def map(self, sources, **kw):
+            self.executions += len(sources)
+            return pool.map(sources, **kw)
+
+    kw = dict(n=4, temperature=1.0, top_p=1.0, max_tokens=1000, seed=0, engine_cfg=None, max_calls=2)
+    shared = Counting()
+    out = tir.generate_tir("m", ["A\n", "B\n"], pool=shared, dedupe_calls=True, **kw)
+    assert shared.executions == 2
+    assert len({r["response"] for r in out[0]}) == 1 and all(r["n_calls"] == 1 for r in out[0])
+    assert all("```output\n2\n```" in r["response"] for r in out[1])
+    apart = Counting()
+    out = tir.generate_tir("m", ["A\n", "B\n"], pool=apart, dedupe_calls=False, **kw)
+    assert apart.executions == 8
+    assert len({r["response"] for r in out[0]}) == 4
+
+
 def test_loop_runs_sessions_and_appends_outputs(scripted, pool):
     llm = scripted({
         "A\n": ["```python\nx = 6\n```\n", "```python\nprint(x * 7)\n```\n", "\\boxed{42}"],
@@ -249,7 +275,7 @@ def test_generate_tir_end_to_end_with_vllm(tmp_path):
     cfg = Config(bootstrap=BootstrapConfig(tiny=tiny))
     corpus = world.bootstrap_corpus(3000, seed=0, ops=["add", "sub", "mul"], max_digits=3,
                                     zh_fraction=0.5, sloppy_fraction=0.0, tir_fraction=1.0)
-    prompts = [f"{r['question']}\n" for r in corpus]
+    prompts = [world.tir_question(r["question"]) + "\n" for r in corpus]  # the prompt asked at test time
     solutions = [r["solution"] for r in corpus]
     train_tokenizer(prompts + solutions, 640, tmp_path / "tok")
     build_tiny_model(cfg, tmp_path / "tok", tmp_path / "init")
@@ -282,3 +308,43 @@ def test_generate_tir_end_to_end_with_vllm(tmp_path):
     correct = sum(extract_answer(c["response"]) == p["gold"] for p, c in flat)
     print(f"\nTIR e2e: {stats}; generate_tir {wall_s:.1f} s (engine start included); "
           f"{len(ran)}/{len(flat)} ran code, {correct}/{len(flat)} correct")
+
+
+# ---------------------------------------------------------------- TIR in prompts, sample and evaluate
+
+def test_tir_prompt_is_the_one_the_tiny_world_trains_on():
+    from tasks.config import PromptConfig
+    from tasks.prompts import build_prompt, build_prompts
+
+    q = "What is 3 plus 4?"
+    assert build_prompt(q, None, PromptConfig(), "tir") == world.tir_question(q) + "\n"
+    assert build_prompt(q, None, PromptConfig(), "cot") == q + "\n"
+    assert build_prompts([q, q], "unused", PromptConfig(), ["cot", "tir"]) == [q + "\n", world.tir_question(q) + "\n"]
+    with pytest.raises(ValueError, match="reasoning mode"):
+        build_prompt(q, None, PromptConfig(), "pot")
+    with pytest.raises(ValueError, match="2 questions but 1 modes"):
+        build_prompts([q, q], "unused", PromptConfig(), ["cot"])
+
+
+def test_problem_modes_share_and_stability():
+    from tasks.sample import problem_modes
+
+    ids = [f"p{i}" for i in range(2000)]
+    modes = problem_modes(ids, 0.25, seed=0)
+    assert 0.22 < modes.count("tir") / len(ids) < 0.28
+    assert modes == problem_modes(ids, 0.25, seed=0)
+    assert modes[:100] == problem_modes(ids[:100], 0.25, seed=0)   # a problem's mode is its own
+    assert problem_modes(ids, 0.0, seed=0) == ["cot"] * len(ids)
+    assert problem_modes(ids, 1.0, seed=0) == ["tir"] * len(ids)
+
+
+def test_tir_sloppy_fraction_is_its_own_share_on_any_problem():
+    kw = dict(seed=0, ops=["add", "sub", "mul"], max_digits=2, zh_fraction=0.5, sloppy_fraction=0.6)
+    tied = world.bootstrap_corpus(4000, **kw, tir_fraction=0.5)
+    own = world.bootstrap_corpus(4000, **kw, tir_fraction=0.5, tir_sloppy_fraction=0.1)
+    assert [r["mode"] for r in tied] == [r["mode"] for r in own]
+    assert [r for r in tied if r["mode"] == "cot"] == [r for r in own if r["mode"] == "cot"]
+    tir_rows = [r for r in own if r["mode"] == "tir"]
+    assert 0.07 < sum(r["sloppy"] for r in tir_rows) / len(tir_rows) < 0.13
+    assert any(r["sloppy"] and not r["carry"] for r in tir_rows)     # not tied to carries
+    assert all(r["solution"] == world.solve_tir(r, sloppy=r["sloppy"]) for r in tir_rows)
