@@ -58,6 +58,19 @@ def train(model_dir: str | Path, prompts: list[str], completions: list[str], out
             "train_steps": int(result.global_step), "train_s": round(time.time() - started, 1)}
 
 
+def _verified_corpus(corpus, verify_cfg):
+    """The corpus rows whose solution the verifier accepts: replay must not re-teach the bootstrap's
+    mistakes (the tiny world's sloppy tutor), only what was right in it."""
+    from tasks.verify import verify_batch
+
+    verdicts = verify_batch(list(corpus.solution), list(corpus.gold), timeout_s=verify_cfg.timeout_s,
+                            workers=verify_cfg.workers)
+    kept = corpus[[bool(v.correct) for v in verdicts]]
+    if kept.empty:
+        raise ValueError("sft.bootstrap_replay: no corpus solution passes the verifier")
+    return kept
+
+
 def _progress_callback(description: str):
     """Training steps as a Prefect progress artifact (the terminal already has the trainer's bar)."""
     from transformers import TrainerCallback
@@ -94,7 +107,8 @@ def run_sft(cfg, policy_dir: str, sft_paths: list[str], corpus_path: str | None,
     if s.bootstrap_replay and corpus_path:
         from tasks.bootstrap import corpus_modes
         from tasks.prompts import build_prompts
-        corpus = pd.read_parquet(corpus_path).sample(n=s.bootstrap_replay, random_state=s.train.seed, replace=True)
+        corpus = _verified_corpus(pd.read_parquet(corpus_path), cfg.verify)
+        corpus = corpus.sample(n=s.bootstrap_replay, random_state=s.train.seed, replace=True)
         replay = pd.DataFrame({"prompt": build_prompts(list(corpus.question), policy_dir, cfg.prompt,
                                                        corpus_modes(corpus)),
                                "completion": list(corpus.solution)})

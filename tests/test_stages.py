@@ -102,3 +102,18 @@ def test_verify_stage_votes_where_there_is_no_gold(tmp_path):
     assert out.correct[6:].isna().all() and set(out.status[6:]) == {"no_consensus"}
     off = verify_frame(VerifyConfig(workers=0, audit=False, vote=False), samples, gold)
     assert off.correct[2:].isna().all() and set(off.status[2:]) <= {"unverified", "no_answer"}
+
+
+def test_bootstrap_replay_takes_only_verified_corpus_rows():
+    import pandas as pd
+
+    from tasks import world
+    from tasks.config import VerifyConfig
+    from tasks.sft import _verified_corpus
+
+    rows = world.bootstrap_corpus(300, seed=0, ops=["add", "sub", "mul"], max_digits=2, zh_fraction=0.5,
+                                  sloppy_fraction=0.6, tir_fraction=0.3, tir_sloppy_fraction=0.2)
+    corpus = pd.DataFrame(rows)
+    kept = _verified_corpus(corpus, VerifyConfig(workers=0))
+    assert corpus.sloppy.any() and not kept.sloppy.any()           # the sloppy tutor's rows are all wrong
+    assert len(kept) == (~corpus.sloppy).sum() and set(kept["mode"]) == {"cot", "tir"}
