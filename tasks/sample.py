@@ -63,8 +63,9 @@ def sample_frame(cfg: Config, model_dir: str, problems: pd.DataFrame, *, n: int,
         with StageProgress(f"{label}: problems", len(prompts)) as progress:
             for mode in dict.fromkeys(modes):
                 at = [i for i, m in enumerate(modes) if m == mode]
-                # chunks of >= 256 prompts keep vLLM's batches full and let progress move
-                for part in chunks(len(at), min_size=256):
+                # a few large chunks: progress moves, and vLLM's batches stay full (each chunk's
+                # tail runs part-empty; chunks of 256 prompts cost ~30% of sampling speed here)
+                for part in chunks(len(at), min_size=1000, parts=4):
                     idx = [at[j] for j in part]
                     outs = generate_in_mode(cfg, model_dir, [prompts[i] for i in idx], mode, n=n,
                                             temperature=temperature, top_p=cfg.sample.top_p,
