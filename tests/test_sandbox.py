@@ -301,11 +301,18 @@ def test_leftover_detector_sees_strays():
     marker = f"sandbox-marker-{uuid.uuid4().hex}"
     # A python stray keeps the marker in its command line; `sh -c "sleep 60 # marker"` does not,
     # since the shell may exec sleep in its place (a race the CI once lost).
-    stray = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"])
+    stray = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"],
+                             stderr=subprocess.PIPE)
     try:
-        assert leftovers(marker)
+        for _ in range(500):  # a loaded machine may not show the new process at once
+            if leftovers(marker) or stray.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert leftovers(marker), f"stray not seen (exit code {stray.poll()})"
     finally:
-        stray.kill(), stray.wait()
+        stray.kill()
+        _, err = stray.communicate()
+    assert b"Error" not in err, err.decode(errors="replace")
     if os.geteuid() == 0:
         uid = BOX_UID_BASE + 999_999
         boxed = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], user=uid, group=uid, extra_groups=[],
