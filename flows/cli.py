@@ -151,15 +151,26 @@ def decontaminate(
     console.print_json(json.dumps({k: v for k, v in report.items() if k != "bad_rows"}, default=str))
 
 
+# The per-round table's columns, in reading order: accuracies first, bookkeeping last. Columns a
+# run does not have (no RM, no TIR) are left out, so the table fits a terminal.
+SUMMARY_COLUMNS = ["round", "greedy", "maj@8", "rm@8", "rm_maj@8", "pass@8", "sample_acc", "tir_greedy",
+                   "rm_pair_acc", "train_sample_acc", "n_sft", "wall_s"]
+
+
 def print_summary(summary: dict) -> None:
-    table = Table(title=f"run {summary['run']}")
-    present = [k for k, v in summary["rounds"][0].items()
-               if not k.endswith("_se") and k != "n" and not isinstance(v, dict)] if summary["rounds"] else []
+    rows = summary["rounds"]
+    # n = 8 is the tiny default; other configs name their metrics maj@N, pass@N, ...
+    n = rows[0].get("n", 8) if rows else 8
+    wanted = [c.replace("@8", f"@{n}") for c in SUMMARY_COLUMNS]
+    present = [c for c in wanted if any(r.get(c) is not None for r in rows)]
+    table = Table(title=f"run {summary['run']} (held-out accuracy; round 0 = bootstrap)")
     for k in present:
-        table.add_column(k, justify="right")
-    for r in summary["rounds"]:
+        table.add_column(k, justify="right", no_wrap=True, min_width=len(k))
+    for r in rows:
         table.add_row(*[_fmt(r.get(k)) for k in present])
-    Console().print(table)
+    # wide enough for every column: a narrow terminal wraps lines instead of cutting numbers
+    needed = sum(len(k) + 3 for k in present) + 4
+    Console(width=max(needed, Console().width)).print(table)
 
 
 def _fmt(v) -> str:
