@@ -88,7 +88,8 @@ def run(
 def eval_cmd(
     model: Path = typer.Option(..., help="policy checkpoint folder"),
     rm: Optional[Path] = typer.Option(None, help="reward model folder (adds rm@n)"),
-    benchmarks: str = typer.Option("gsm8k,math500", help="comma-separated names under the data dir"),
+    benchmarks: str = typer.Option("gsm8k,math500", help="comma-separated names under the data dir, each with an "
+                                   "optional limit of its own: gsm8k:200,math500:100"),
     data_dir: Optional[Path] = typer.Option(None, help="folder with <name>/test.jsonl (default: $SELFIMPROVE_DATA or ../shared/data/benchmarks)"),
     limit: Optional[int] = typer.Option(None, help="first N problems of each benchmark"),
     mode: str = typer.Option("cot", help="reasoning modes, comma-separated: cot, tir (code runs in the sandbox; docs/tir.md)"),

@@ -194,11 +194,28 @@ class EvaluateConfig(Section):
     temperature: float = Field(0.7, ge=0, description="sampling temperature for maj@n / pass@n")
     max_tokens: int = Field(96, ge=1)
     seed: int = 7
-    benchmarks: list[str] = Field(default_factory=list, description="benchmark names under data_dir (e.g. gsm8k, math500); empty = the tiny world's held-out set")
+    benchmarks: list[str] = Field(default_factory=list, description="benchmark names under data_dir (e.g. gsm8k, math500), "
+                                  "each optionally with its own limit (gsm8k:200); empty = the tiny world's held-out set")
     data_dir: str | None = Field(None, description="folder with <name>/test.jsonl; unset = $SELFIMPROVE_DATA or ../shared/data/benchmarks")
     limit: int | None = Field(None, ge=1, description="first N problems of each benchmark")
     modes: list[Literal["cot", "tir"]] = Field(["cot"], min_length=1, description="reasoning modes; TIR metrics get a tir_ prefix")
     tir_n: int | None = Field(None, ge=0, description="samples per problem in TIR mode; unset = n")
+
+    @model_validator(mode="after")
+    def _benchmark_limits(self):
+        for entry in self.benchmarks:
+            name, _, limit = entry.partition(":")
+            if not name or (limit and not (limit.isdigit() and int(limit) > 0)):
+                raise ValueError(f"benchmark {entry!r}: write a name, or name:N with N > 0 (e.g. gsm8k:200)")
+        return self
+
+    def benchmark_limits(self) -> dict[str, int | None]:
+        """{benchmark name: first N problems or None for all}; a name's own :N wins over `limit`."""
+        out = {}
+        for entry in self.benchmarks:
+            name, _, limit = entry.partition(":")
+            out[name] = int(limit) if limit else self.limit
+        return out
 
 
 class RunConfig(Section):

@@ -106,13 +106,13 @@ def load_test_set(cfg: Config) -> tuple[pd.DataFrame, list[dict]]:
     if not e.benchmarks:
         return pd.DataFrame(held_out_problems(cfg)).assign(source="world"), []
     frames, bad_rows = [], []
-    for name in e.benchmarks:
+    for name, limit in e.benchmark_limits().items():
         path = benchmark_dir(cfg) / name / "test.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"benchmark {name}: {path} not found (set evaluate.data_dir, --data-dir or SELFIMPROVE_DATA)")
         rows, bad = read_problems(path)
         bad_rows += bad
-        df = pd.DataFrame(rows[: e.limit] if e.limit else rows)
+        df = pd.DataFrame(rows[:limit] if limit else rows)
         frames.append(df.assign(source=name, id=[f"{name}/{i}" for i in df.id]))
     return pd.concat(frames, ignore_index=True), bad_rows
 
