@@ -27,7 +27,7 @@ _LAST_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
 _LABEL_WORDS = {"final answer", "answer", "the answer", "final answer is", "答案", "最终答案"}
 
 
-def extract_answer(response: str) -> str | None:
+def extract_answer(response: str, *, truncated: bool = False) -> str | None:
     """The final answer of a model response, or None when there is none.
 
     Rules, first hit wins: in a TIR response (one with a ```output block) only the text after the
@@ -36,6 +36,10 @@ def extract_answer(response: str) -> str | None:
     phrase, a bold **answer** near the end, a multiple-choice letter ("option B", 选C), and only when
     nothing else is there, the last number in the text. A marked answer that is empty or longer
     than MAX_ANSWER characters means no answer (no fallback to a stray number).
+
+    truncated=True (generation stopped at its token limit, finish_reason "length"): no last-number
+    fallback, since the text ends mid-reasoning and its last number is not an answer (SmolLM2's
+    looping MATH-500 responses were credited that way: "... > 4$" for the gold 4).
     """
     if not isinstance(response, str) or not response.strip():
         return None
@@ -48,7 +52,7 @@ def extract_answer(response: str) -> str | None:
     found = _marked_answer(text)
     if found is not None:
         return found or None
-    return _cap(_last_number(text))
+    return None if truncated else _cap(_last_number(text))
 
 
 def _split_tir(text: str) -> tuple[str | None, str]:

@@ -20,9 +20,10 @@ from tasks.config import Config
 from tasks.prompts import build_prompts
 
 
-def _verify(cfg: Config, responses: list[str], golds: list[str]):
+def _verify(cfg: Config, responses: list[str], golds: list[str], truncated: list[bool]):
     from tasks.verify import verify_batch
-    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers, audit=True)
+    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers, audit=True,
+                        truncated=truncated)
 
 
 def samples_per_problem(cfg: Config, mode: str) -> int:
@@ -50,11 +51,11 @@ def predict(cfg: Config, model_dir: str, test: pd.DataFrame, prompts: dict[str, 
                    if n else [[] for _ in mode_prompts])
         progress.advance()
         rows += [{"problem_id": pid, "mode": mode, "kind": kind, "sample_idx": j, "prompt": prompt,
-                  "response": c["response"], "n_calls": c["n_calls"], "gold": gold}
+                  "response": c["response"], "n_calls": c["n_calls"], "finish_reason": c["finish_reason"], "gold": gold}
                  for pid, gold, prompt, g, outs in zip(test.id, test.gold, mode_prompts, greedy, sampled)
                  for kind, batch in (("greedy", g), ("sample", outs)) for j, c in enumerate(batch)]
     preds = pd.DataFrame(rows)
-    verdicts = _verify(cfg, list(preds.response), list(preds.gold))
+    verdicts = _verify(cfg, list(preds.response), list(preds.gold), list(preds.finish_reason == "length"))
     progress.advance()
     preds["answer"] = [v.answer for v in verdicts]
     preds["correct"] = [bool(v.correct) for v in verdicts]
@@ -133,7 +134,17 @@ def _write_report(metrics: dict, out_dir: Path, previous_dir: str | None, title:
     if previous_dir and (Path(previous_dir) / "metrics.json").exists():
         prev = json.loads((Path(previous_dir) / "metrics.json").read_text())
         fixed, broken = flipped(Path(previous_dir) / "predictions.parquet", out_dir / "predictions.parquet")
-    (out_dir / "report.md").write_text(round_report(metrics, prev, fixed, broken, title))
+    disagreements = _disagreements(pd.read_parquet(out_dir / "predictions.parquet"))
+    (out_dir / "report.md").write_text(round_report(metrics, prev, fixed, broken, title, disagreements))
+
+
+def _disagreements(preds: pd.DataFrame) -> list[dict]:
+    """Every response where our verdict and plain math-verify's differ, for a person to judge."""
+    known = preds[preds.math_verify.notna()]
+    differ = known[known.correct != known.math_verify.astype(bool)]
+    return [{"problem_id": r.problem_id, "mode": r.mode, "kind": r.kind, "sample_idx": r.sample_idx, "gold": r.gold,
+             "answer": r.answer, "ours": bool(r.correct), "math_verify": bool(r.math_verify),
+             "tail": r.response[-160:]} for r in differ.itertuples()]
 
 
 def _per_problem(test: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:

@@ -19,8 +19,8 @@ def _metric_names(rows: list[dict]) -> list[str]:
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    def cell(v):
-        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    def cell(v):  # a "|" in a value (|x|, a response) would end the cell
+        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v).replace("|", "\\|"))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
@@ -42,8 +42,10 @@ def flipped(prev_preds: Path, preds: Path, limit: int = 20) -> tuple[list[dict],
     return pick(fixed), pick(broken)
 
 
-def round_report(metrics: dict, prev: dict | None, fixed: list[dict], broken: list[dict], title: str) -> str:
-    """Markdown for one evaluation: overall + slices, delta against the previous round, flips."""
+def round_report(metrics: dict, prev: dict | None, fixed: list[dict], broken: list[dict], title: str,
+                 disagreements: list[dict] | None = None) -> str:
+    """Markdown for one evaluation: overall + slices, delta against the previous round, flips, and
+    every verdict that plain math-verify (an independent grader) would have given otherwise."""
     names = [m for m in metrics if not m.endswith("_se") and isinstance(metrics[m], float)]
     rows = [{"metric": m, "value": metrics[m], "se": metrics.get(f"{m}_se"),
              "previous": prev.get(m) if prev else None,
@@ -57,6 +59,13 @@ def round_report(metrics: dict, prev: dict | None, fixed: list[dict], broken: li
         out += [f"## Flipped items (greedy): {len(fixed)} now right, {len(broken)} now wrong (first 20 each)", ""]
         for label, items in (("now right", fixed), ("now wrong", broken)):
             out += [f"### {label}", ""] + [f"- `{x['problem_id']}`: {x['before']} -> {x['after']}" for x in items] + [""]
+    if disagreements is not None:
+        out += [f"## Verdicts that differ from plain math-verify: {len(disagreements)} "
+                f"(agreement {metrics.get('mv_agreement', '-')})", ""]
+        if disagreements:
+            rows = [{**d, "tail": "`" + " ".join(str(d["tail"]).split()).replace("`", "'") + "`"} for d in disagreements]
+            out += [markdown_table(rows, ["problem_id", "mode", "kind", "sample_idx", "gold", "answer", "ours",
+                                          "math_verify", "tail"]), ""]
     return "\n".join(out)
 
 

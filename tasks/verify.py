@@ -305,21 +305,26 @@ class Verdict:
 
 
 def verify_batch(responses: list[str], golds: list[str | None], *, timeout_s: float = 5.0,
-                 workers: int | None = None, audit: bool = False) -> list[Verdict]:
+                 workers: int | None = None, audit: bool = False,
+                 truncated: list[bool] | None = None) -> list[Verdict]:
     """Extract and check every response against its gold, in order.
 
     Extraction and the fast path run here (linear-time string work, cannot hang); items they
     cannot decide go to `workers` worker processes (None: one per CPU) with a hard limit of
     `timeout_s` seconds each: a worker that overruns is killed and replaced and the item gets
     status "timeout". workers=0 starts no process: undecided items get status "error". Safe to call
-    from any thread. audit=True also runs plain math-verify on each gold item (mv_correct)."""
+    from any thread. audit=True also runs plain math-verify on each gold item (mv_correct).
+    truncated[i] marks a response cut off at its token limit (see `extract_answer`)."""
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} golds: pass one gold per "
                          "response (None where there is none)")
+    truncated = [False] * len(responses) if truncated is None else list(truncated)
+    if len(truncated) != len(responses):
+        raise ValueError(f"{len(responses)} responses but {len(truncated)} truncated flags")
     verdicts, jobs = [], []
     for i, (response, gold) in enumerate(zip(responses, golds)):
         gold = _gold_text(gold)
-        verdict = _inline_verdict(response, gold)
+        verdict = _inline_verdict(response, gold, truncated[i])
         verdicts.append(verdict)
         if verdict.status == "pending":
             jobs.append({"kind": "eq", "pred": verdict.answer, "gold": gold, "item": i})
@@ -344,9 +349,9 @@ def _gold_text(gold) -> str | None:
     return str(gold)
 
 
-def _inline_verdict(response: str, gold: str | None) -> Verdict:
+def _inline_verdict(response: str, gold: str | None, truncated: bool = False) -> Verdict:
     try:
-        answer = extract_answer(response)
+        answer = extract_answer(response, truncated=truncated)
         if gold is None:
             return Verdict(answer, None, "unverified" if answer else "no_answer")
         if answer is None:

@@ -23,10 +23,12 @@ def verify_frame(cfg: VerifyConfig, samples: pd.DataFrame, gold: pd.Series) -> p
 
     golds = [None if pd.isna(g := gold.get(pid)) else g for pid in samples.problem_id]
     responses, verdicts = list(samples.response), []
+    truncated = list(_truncated(samples))
     with StageProgress("verify: samples", len(responses)) as progress:
         for part in chunks(len(responses), min_size=2000):
             verdicts += verify_batch(responses[part.start:part.stop], golds[part.start:part.stop],
-                                     timeout_s=cfg.timeout_s, workers=cfg.workers, audit=cfg.audit)
+                                     timeout_s=cfg.timeout_s, workers=cfg.workers, audit=cfg.audit,
+                                     truncated=truncated[part.start:part.stop])
             progress.advance(len(part))
     out = samples.copy()
     out["answer"] = [v.answer for v in verdicts]
@@ -37,6 +39,13 @@ def verify_frame(cfg: VerifyConfig, samples: pd.DataFrame, gold: pd.Series) -> p
     if cfg.vote and out.gold_source.isna().any():
         _verify_by_vote(cfg, out)
     return out
+
+
+def _truncated(samples: pd.DataFrame) -> pd.Series:
+    """Responses cut off at their token limit (no last-number fallback for them, see extract_answer)."""
+    if "finish_reason" not in samples:
+        return pd.Series(False, index=samples.index)
+    return samples.finish_reason == "length"
 
 
 def _verify_by_vote(cfg: VerifyConfig, out: pd.DataFrame) -> None:
@@ -50,7 +59,7 @@ def _verify_by_vote(cfg: VerifyConfig, out: pd.DataFrame) -> None:
     if not rows.any():
         return
     verdicts = verify_batch(list(out.response[rows]), list(out.problem_id[rows].map(voted)),
-                            timeout_s=cfg.timeout_s, workers=cfg.workers)
+                            timeout_s=cfg.timeout_s, workers=cfg.workers, truncated=list(_truncated(out[rows])))
     out.loc[rows, "correct"] = [bool(v.correct) for v in verdicts]
     out.loc[rows, "status"] = ["vote_" + v.status for v in verdicts]
     answered = out[rows & out.answer.notna()]

@@ -34,3 +34,14 @@ def test_round_report_change_and_flips(tmp_path):
     assert "| greedy | 0.500 | 0.100 | 0.400 | 0.100 |" in text
     assert "| tir_greedy | 0.250 | - | 0.500 | -0.250 |" in text
     assert "1 now right, 1 now wrong" in text
+
+
+def test_round_report_lists_every_disagreement_with_math_verify():
+    rows = [{"problem_id": f"math500/{i}", "mode": "cot", "kind": "greedy", "sample_idx": 0, "gold": "|x|",
+             "answer": "4", "ours": True, "math_verify": False, "tail": "... > 4$ | `x`\n more"} for i in range(25)]
+    text = round_report({"greedy": 0.5, "mv_agreement": 0.9}, None, [], [], "Eval", rows)
+    assert "## Verdicts that differ from plain math-verify: 25 (agreement 0.9)" in text
+    assert all(f"| math500/{i} | cot |" in text for i in range(25))  # every one, not the first 20
+    assert r"| \|x\| | 4 | True | False | `... > 4$ \| 'x' more` |" in text
+    none = round_report({"greedy": 0.5, "mv_agreement": 1.0}, None, [], [], "Eval", [])
+    assert "differ from plain math-verify: 0 (agreement 1.0)" in none

@@ -117,3 +117,16 @@ def test_bootstrap_replay_takes_only_verified_corpus_rows():
     kept = _verified_corpus(corpus, VerifyConfig(workers=0))
     assert corpus.sloppy.any() and not kept.sloppy.any()           # the sloppy tutor's rows are all wrong
     assert len(kept) == (~corpus.sloppy).sum() and set(kept["mode"]) == {"cot", "tir"}
+
+
+def test_verify_stage_gives_a_cut_off_response_no_last_number_answer():
+    import pandas as pd
+
+    from tasks.config import VerifyConfig
+    from tasks.verify_stage import verify_frame
+
+    samples = pd.DataFrame({"problem_id": ["a", "a", "a"],
+                            "response": ["x = 4 and then 4", "x = 4 and then 4", "\\boxed{4} and 5"],
+                            "finish_reason": ["stop", "length", "length"]})
+    out = verify_frame(VerifyConfig(workers=0, audit=False), samples, pd.Series({"a": "4"}))
+    assert list(out.status) == ["correct", "no_answer", "correct"]

@@ -310,6 +310,22 @@ def test_extract_answer_none(response):
     assert extract_answer(response) is None
 
 
+# A response cut off at its token limit: the last number is mid-reasoning (SmolLM2 on MATH-500,
+# looping until max_tokens), so only a marked answer counts.
+LOOPING = "Now, we can add the two equations:\n\n$-4 + 4x + 4x > 4$\n\nNow, we can add the two equations:"
+
+
+def test_truncated_response_has_no_last_number_fallback():
+    assert extract_answer(LOOPING) == "4"
+    assert extract_answer(LOOPING, truncated=True) is None
+    assert extract_answer(r"so \boxed{4} and then more text 7", truncated=True) == "4"
+    assert extract_answer("The answer is 12. Also 13", truncated=True) == "12"
+    verdicts = verify_batch([LOOPING, LOOPING], ["4", "4"], truncated=[False, True], timeout_s=10)
+    assert [(v.status, v.answer) for v in verdicts] == [("correct", "4"), ("no_answer", None)]
+    with pytest.raises(ValueError, match="truncated flags"):
+        verify_batch([LOOPING], ["4"], truncated=[True, False])
+
+
 def test_extraction_feeds_equivalence():
     assert is_equivalent(extract_answer("The answer is $18."), "18")
     assert clean(extract_answer("The final answer is $\\boxed{\\$32,\\!348}$.")) == "32348"
