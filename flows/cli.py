@@ -1,6 +1,6 @@
 """The `selfimprove` command.
 
-    selfimprove run configs/tiny.yaml [--run NAME] [--rounds R] [--home DIR] [--resume]
+    selfimprove run configs/tiny.yaml [--run NAME] [--rounds R] [--home DIR] [--resume] [--grpo]
 """
 from __future__ import annotations
 
@@ -53,12 +53,15 @@ def run(
     rounds: Optional[int] = typer.Option(None, help="number of improvement rounds (default: run.rounds)"),
     home: Optional[Path] = typer.Option(None, help="runs root (default: $SELFIMPROVE_HOME or ./runs)"),
     resume: bool = typer.Option(False, help="continue an existing run; finished stages come from cache"),
+    grpo: Optional[bool] = typer.Option(None, "--grpo/--no-grpo", help="GRPO after the last round (default: grpo.enabled)"),
 ) -> None:
-    """Run bootstrap + R self-improvement rounds and write runs/<run>/summary.json."""
+    """Run bootstrap + R self-improvement rounds (then GRPO, if enabled) and write runs/<run>/summary.json."""
     _environment()
     from tasks.config import ConfigError, load_config
 
     overrides = {"run.rounds": rounds} if rounds is not None else {}
+    if grpo is not None:
+        overrides["grpo.enabled"] = grpo
     try:
         cfg = load_config(config, overrides)
     except ConfigError as e:
@@ -154,7 +157,7 @@ def decontaminate(
 
 # The per-round table's columns, in reading order: accuracies first, bookkeeping last. Columns a
 # run does not have (no RM, no TIR) are left out, so the table fits a terminal.
-SUMMARY_COLUMNS = ["round", "greedy", "maj@8", "rm@8", "rm_maj@8", "pass@8", "sample_acc", "tir_greedy",
+SUMMARY_COLUMNS = ["round", "phase", "greedy", "maj@8", "rm@8", "rm_maj@8", "pass@8", "sample_acc", "tir_greedy",
                    "rm_pair_acc", "train_sample_acc", "n_sft", "wall_s"]
 
 
@@ -168,15 +171,17 @@ def print_summary(summary: dict) -> None:
     for k in present:
         table.add_column(k, justify="right", no_wrap=True, min_width=len(k))
     for r in rows:
-        table.add_row(*[_fmt(r.get(k)) for k in present])
+        table.add_row(*[_fmt(r.get(k), k) for k in present])
     # wide enough for every column: a narrow terminal wraps lines instead of cutting numbers
     needed = sum(len(k) + 3 for k in present) + 4
     Console(width=max(needed, Console().width)).print(table)
 
 
-def _fmt(v) -> str:
+def _fmt(v, column: str = "") -> str:
     if v is None:
         return "-"
+    if column == "wall_s":
+        return f"{v:.0f}"
     return f"{v:.3f}" if isinstance(v, float) and v <= 1 else str(v)
 
 

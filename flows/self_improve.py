@@ -1,4 +1,5 @@
-"""The whole loop: bootstrap (round 0), then R improvement rounds, each a child flow.
+"""The whole loop: bootstrap (round 0), R improvement rounds (each a child flow), then with
+`grpo.enabled` the `rl` flow (GRPO, evaluated like a round and recorded as round R+1, phase "grpo").
 
     selfimprove run configs/tiny.yaml          # the CLI calls self_improve()
 
@@ -44,6 +45,14 @@ def self_improve(cfg: Config, run_dir: str, run_name: str) -> dict:
         _record(summary, run_path, k, evaluation, {**out["metrics"], "rm_pair_acc": out["rm_pair_acc"]},
                 out["n_sft"], out["sample_acc"], time.time() - started)
         log.info("round %d done: %s", k, summary["rounds"][-1])
+
+    # RL: GRPO from the last policy with the last reward model, then the same evaluation
+    if cfg.grpo.enabled:
+        from flows.rl import rl
+        started = time.time()
+        out = rl.with_options(result_storage=results_dir(run_dir))(cfg, run_dir, policy, rm, evaluation)
+        _record(summary, run_path, cfg.run.rounds + 1, out["evaluation"], {**out["metrics"], "phase": "grpo"},
+                n_sft=0, sample_acc=None, wall_s=time.time() - started)
     return summary
 
 
@@ -60,7 +69,7 @@ def run_loop(cfg: Config, run_dir: str, run_name: str) -> dict:
 def _record(summary: dict, run_path: Path, k: int, evaluation, metrics: dict, n_sft: int, sample_acc,
             wall_s: float) -> None:
     row = {"round": k, **{m: v for m, v in metrics.items() if m != "count"},
-           "train_sample_acc": sample_acc, "n_sft": n_sft, "wall_s": round(wall_s, 1)}
+           "train_sample_acc": sample_acc, "n_sft": n_sft, "wall_s": round(_stage_seconds(evaluation, wall_s), 1)}
     by_op = _by_operation(evaluation.path("metrics.json"))
     if by_op:
         row["by_op"] = by_op
@@ -68,6 +77,16 @@ def _record(summary: dict, run_path: Path, k: int, evaluation, metrics: dict, n_
     write_json_atomic(run_path / "summary.json", summary)
     write_run_report(run_path)
     _publish(summary, k, evaluation)
+
+
+def _stage_seconds(evaluation, flow_seconds: float) -> float:
+    """A round's time: its stages' own wall times from their manifests, so a resume that takes
+    them from cache reports what they cost when they ran (the flow's time when none is recorded)."""
+    import json
+
+    manifests = list(Path(evaluation.dir).parent.glob("*/manifest.json"))
+    times = [json.loads(m.read_text()).get("wall_s") for m in manifests]
+    return sum(t for t in times if t) or flow_seconds
 
 
 def _by_operation(metrics_path: Path) -> dict:
@@ -93,6 +112,7 @@ def _publish(summary: dict, k: int, evaluation) -> None:
     if report.exists():
         create_markdown_artifact(key=f"{slug}-round-{k:02d}", markdown=report.read_text(),
                                  description=f"Round {k} evaluation")
-    model = Path(evaluation.dir).parent / ("06-sft" if k else "00-bootstrap") / "model"
+    folder = "02-grpo" if Path(evaluation.dir).parent.name == "rl" else ("06-sft" if k else "00-bootstrap")
+    model = Path(evaluation.dir).parent / folder / "model"
     create_link_artifact(key=f"{slug}-round-{k:02d}-checkpoint", link=model.resolve().as_uri(),
                          description=f"Round {k} policy checkpoint")

@@ -31,6 +31,7 @@ STAGE_CODE = {
     "reward-sample": ["sample"],
     "reward": ["reward"],
     "evaluate": ["evaluate"],
+    "grpo": ["grpo"],
 }
 STAGE_CONFIG = {
     "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
@@ -44,6 +45,7 @@ STAGE_CONFIG = {
                       "sample.tir_fraction"],
     "reward": ["reward", "bootstrap.tiny.max_len"],
     "evaluate": ["evaluate", "engine", "prompt", "tir", "verify", "score", "sample.stop"],
+    "grpo": ["grpo", "prompt", "verify", "score", "bootstrap.tiny.max_len"],
 }
 
 
@@ -229,6 +231,14 @@ def evaluate(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
     return run("evaluate", cfg, out_dir, inputs,
                lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d, rm_path(inputs.get("rm")),
                                       previous.dir if previous else None, title=inputs.get("title", "Evaluation")))
+
+
+@stage_task("grpo")
+def grpo(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
+    from tasks.grpo import run_grpo
+    model, probs = inputs["policy"], inputs["problems"]
+    return run("grpo", cfg, out_dir, inputs,
+               lambda d: run_grpo(cfg, model_path(model), rm_path(inputs.get("rm")), probs.path("problems.parquet"), d))
 
 
 def rm_path(rm: StageResult | None) -> str | None:

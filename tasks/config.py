@@ -174,6 +174,30 @@ class RewardConfig(Section):
     train: TrainConfig = TrainConfig(lr=1e-4, epochs=1, batch_size=8, completion_only=False)
 
 
+class GrpoConfig(Section):
+    """GRPO after the last round (tasks/grpo.py): TRL's GRPOTrainer with the report's shaped reward
+    sigmoid(0.5 * r_rm) + (r_verifier - 1), from the last policy, with the last reward model."""
+    enabled: bool = Field(False, description="run the `rl` flow (problems -> grpo -> evaluate) after the rounds")
+    n_problems: int = Field(512, ge=1, description="RL queries (a fresh, decontaminated problem pool)")
+    num_generations: int = Field(8, ge=2, description="responses per prompt: the group GRPO normalises rewards in")
+    batch_size: int = Field(64, ge=2, description="responses per optimiser step (a multiple of num_generations)")
+    max_steps: int = Field(50, ge=1)
+    lr: float = Field(1e-6, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    max_tokens: int = Field(96, ge=1, description="completion budget per response")
+    beta: float = Field(0.0, ge=0, description="KL penalty to the starting policy (TRL's default 0)")
+    bf16: bool = Field(False, description="True on GPUs; on CPU it is ~10x slower")
+    use_vllm: bool = Field(False, description="let TRL generate with vLLM (GPUs; needs trl's vLLM extras)")
+    deepspeed: str | None = Field(None, description="path to a DeepSpeed JSON config, e.g. infra/zero2.json")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _groups_fit(self):
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of num_generations {self.num_generations}")
+        return self
+
+
 class ScoreConfig(Section):
     batch_size: int = Field(64, ge=1, description="sequences per RM forward pass")
 
@@ -240,6 +264,7 @@ class Config(Section):
     score: ScoreConfig = ScoreConfig()
     decontaminate: DecontaminateConfig = DecontaminateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    grpo: GrpoConfig = GrpoConfig()
 
     def max_length(self) -> int | None:
         """Token limit for training and RM scoring: the tiny model's context, or the model's own."""

@@ -1,9 +1,10 @@
 """The whole loop on the smoke config, through the real CLI, vLLM, TRL and Prefect.
 
-One module-scoped run is killed with SIGKILL in the middle of round 2, resumed, then re-run with
-one stage's config changed. Together they check: resume recomputes nothing that had finished
-(Prefect reports those stages Cached and their folders are untouched), the summary is complete,
-and a config change invalidates that stage and what depends on it, nothing upstream.
+One module-scoped run is killed with SIGKILL in the middle of round 2, resumed, continued with
+GRPO (`--grpo`), then re-run with one stage's config changed. Together they check: resume
+recomputes nothing that had finished (Prefect reports those stages Cached and their folders are
+untouched), the summary is complete, GRPO runs after cached rounds, and a config change
+invalidates that stage and what depends on it, nothing upstream.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _stage_states(log: Path) -> dict[str, str]:
     """{'round-01/sample': 'Cached', ...} from Prefect's 'Finished in state' log lines."""
     states, current = {}, "round-00"
     for line in log.read_text().splitlines():
-        if m := re.search(r"Flow run '(round-\d\d)'", line):
+        if m := re.search(r"Flow run '(round-\d\d|rl)'", line):
             current = m.group(1)
         if m := re.search(r"Task run '([a-z-]+)-[0-9a-f]{3}' - Finished in state (\w+)", line):
             states[f"{current}/{m.group(1)}"] = m.group(2)
@@ -103,6 +104,19 @@ def test_resumed_summary_is_complete(killed_then_resumed):
     assert preds[preds["mode"] == "tir"].prompt.str.endswith(" Use Python.\n").all()
 
 
+def test_grpo_after_the_rounds_takes_every_round_from_cache(killed_then_resumed):
+    home, run_dir, _ = killed_then_resumed
+    proc = _cli(["run", str(SMOKE), "--home", str(home), "--resume", "--grpo"], home / "grpo.log")
+    assert proc.wait(timeout=900) == 0, (home / "grpo.log").read_text()[-3000:]
+    states = _stage_states(home / "grpo.log")
+    assert {s for k, s in states.items() if not k.startswith("rl/")} == {"Cached"}, states
+    assert states["rl/grpo"] == "Completed" and states["rl/evaluate"] == "Completed"
+    assert (run_dir / "rl" / "02-grpo" / "model" / "config.json").exists()
+    rows = json.loads((run_dir / "summary.json").read_text())["rounds"]
+    assert [(r["round"], r.get("phase")) for r in rows] == [(0, None), (1, None), (2, None), (3, "grpo")]
+    assert 0.0 <= rows[-1]["greedy"] <= 1.0 and rows[-1]["wall_s"] > 0
+
+
 def test_config_change_invalidates_stage_and_downstream_only(killed_then_resumed, tmp_path):
     home, run_dir, _ = killed_then_resumed
     cfg = yaml.safe_load(SMOKE.read_text())
@@ -125,3 +139,4 @@ def test_new_run_into_existing_folder_is_refused(killed_then_resumed):
     out = subprocess.run([*CLI, "run", str(SMOKE), "--home", str(home)], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "--resume" in out.stderr
+
