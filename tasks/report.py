@@ -19,8 +19,10 @@ def _metric_names(rows: list[dict]) -> list[str]:
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    def cell(v):  # a "|" in a value (|x|, a response) would end the cell
-        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v).replace("|", "\\|"))
+    def cell(v):  # accuracies to 3 places, seconds to 1; a "|" in a value (|x|, a response) would end the cell
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) <= 1 else f"{v:.1f}"
+        return "-" if v is None else str(v).replace("|", "\\|")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
@@ -99,7 +101,7 @@ def write_run_report(run_dir: str | Path) -> Path:
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = summary["rounds"]
     plot_rounds(rows, run_dir / "accuracy.png")
-    columns = ["round", *_metric_names(rows), "n_test", "n_sft", "wall_s"]
+    columns = ["round", "phase", *_metric_names(rows), "n_test", "n_sft", "wall_s"]  # phase: "grpo" for the RL row
     text = [f"# Run {summary['run']}", "", "Held-out accuracy per round (round 0 = bootstrap model); "
             "standard errors in summary.json.", "", markdown_table(rows, [c for c in columns if any(c in r for r in rows)]),
             "", "![accuracy per round](accuracy.png)", ""]
@@ -109,7 +111,8 @@ def write_run_report(run_dir: str | Path) -> Path:
                  markdown_table(by_op, [c for c in ("round", "op", "count", "greedy", "tir_greedy")
                                         if any(c in r for r in by_op)]), ""]
     for r in rows[1:]:
-        rep = run_dir / f"round-{r['round']:02d}" / "09-evaluate" / "report.md"
+        folder = "rl" if r.get("phase") == "grpo" else f"round-{r['round']:02d}"
+        rep = run_dir / folder / "09-evaluate" / "report.md"
         if rep.exists():
             text += [f"- round {r['round']}: [{rep.relative_to(run_dir)}]({rep.relative_to(run_dir)})"]
     path = run_dir / "report.md"

@@ -15,7 +15,7 @@ def test_run_report_has_rounds_plot_and_cot_vs_tir_per_operation(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"run": "t", "rounds": rows}))
     text = write_run_report(tmp_path).read_text()
     assert "| round | greedy | tir_greedy | maj@8 | n_test | n_sft | wall_s |" in text
-    assert "| 2 | 0.500 | 0.500 | 0.310 | 500 | 200 | 60.000 |" in text
+    assert "| 2 | 0.500 | 0.500 | 0.310 | 500 | 200 | 60.0 |" in text
     assert "## Greedy accuracy per operation, CoT and TIR" in text
     assert "| 2 | mul | 160 | 0.200 | 0.700 |" in text
     assert (tmp_path / "accuracy.png").stat().st_size > 1000
