@@ -143,7 +143,8 @@ def _disagreements(preds: pd.DataFrame) -> list[dict]:
     known = preds[preds.math_verify.notna()]
     differ = known[known.correct != known.math_verify.astype(bool)]
     return [{"problem_id": r.problem_id, "mode": r.mode, "kind": r.kind, "sample_idx": r.sample_idx, "gold": r.gold,
-             "answer": r.answer, "ours": bool(r.correct), "math_verify": bool(r.math_verify),
+             "answer": r.answer if isinstance(r.answer, str) else None, "ours": bool(r.correct),
+             "math_verify": bool(r.math_verify),
              "tail": r.response[-160:]} for r in differ.itertuples()]
 
 
