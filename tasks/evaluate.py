@@ -22,8 +22,8 @@ from tasks.prompts import build_prompts
 
 def _verify(cfg: Config, responses: list[str], golds: list[str], truncated: list[bool]):
     from tasks.verify import verify_batch
-    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers, audit=True,
-                        truncated=truncated)
+    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers,
+                        audit=cfg.verify.audit, truncated=truncated)
 
 
 def samples_per_problem(cfg: Config, mode: str) -> int:
