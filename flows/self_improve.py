@@ -7,6 +7,7 @@ Writes runs/<run>/config.yaml and, after every round, runs/<run>/summary.json.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -82,8 +83,6 @@ def _record(summary: dict, run_path: Path, k: int, evaluation, metrics: dict, n_
 def _stage_seconds(evaluation, flow_seconds: float) -> float:
     """A round's time: its stages' own wall times from their manifests, so a resume that takes
     them from cache reports what they cost when they ran (the flow's time when none is recorded)."""
-    import json
-
     manifests = list(Path(evaluation.dir).parent.glob("*/manifest.json"))
     times = [json.loads(m.read_text()).get("wall_s") for m in manifests]
     return sum(t for t in times if t) or flow_seconds
@@ -91,8 +90,6 @@ def _stage_seconds(evaluation, flow_seconds: float) -> float:
 
 def _by_operation(metrics_path: Path) -> dict:
     """Greedy accuracy per operation, CoT and TIR side by side (the tiny world's `op` slices)."""
-    import json
-
     if not metrics_path.exists():
         return {}
     slices = json.loads(metrics_path.read_text()).get("slices", {})

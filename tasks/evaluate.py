@@ -134,7 +134,8 @@ def _write_report(metrics: dict, out_dir: Path, previous_dir: str | None, title:
     if previous_dir and (Path(previous_dir) / "metrics.json").exists():
         prev = json.loads((Path(previous_dir) / "metrics.json").read_text())
         fixed, broken = flipped(Path(previous_dir) / "predictions.parquet", out_dir / "predictions.parquet")
-    disagreements = _disagreements(pd.read_parquet(out_dir / "predictions.parquet"))
+    audited = "mv_agreement" in metrics  # verify.audit off: no independent verdicts to compare with
+    disagreements = _disagreements(pd.read_parquet(out_dir / "predictions.parquet")) if audited else None
     (out_dir / "report.md").write_text(round_report(metrics, prev, fixed, broken, title, disagreements))
 
 

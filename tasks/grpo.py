@@ -19,6 +19,7 @@ are left out (no verifier reward). On GPUs, set `grpo.use_vllm` to let TRL gener
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -105,7 +106,6 @@ def run_grpo(cfg: Config, policy_dir: str, rm_dir: str | None, problems_path: Pa
     tokenizer.padding_side = "right"
     tokenizer.save_pretrained(str(model_dir))
     _copy_tokenizer_config(Path(policy_dir), model_dir)
-    import shutil
     shutil.rmtree(Path(out_dir) / "_trainer", ignore_errors=True)
     return {"problems": len(problems), "rm": rm_dir, "train_steps": int(result.global_step),
             "train_s": round(time.time() - started, 1),
