@@ -402,8 +402,9 @@ def test_ui_flow_run_page_shows_the_round_tasks(failed_run, resumed, tmp_path):
     missing = [n for n in names if n not in text]
     assert not missing, f"task runs not on the page: {missing}"
 
-    (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
-    shutil.copy(shot, REPO / "docs" / "img" / "flow-run.png")
+    # Kept where a person looks after the run (git-ignored); docs/img/flow-run.png is a copy of one.
+    (REPO / "test-outputs").mkdir(exist_ok=True)
+    shutil.copy(shot, REPO / "test-outputs" / "flow-run.png")
 
 
 # ---- scheduled iterations -----------------------------------------------------------------------
