@@ -77,6 +77,11 @@ def shutdown() -> None:
     _engine.clear()
     if llm is not None:
         import gc
+        # Stop the engine-core process now rather than whenever the last reference goes: a caller
+        # (a test, a notebook) may still hold the LLM object.
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
         del llm
         gc.collect()
 

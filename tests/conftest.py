@@ -11,3 +11,13 @@ sys.path.insert(0, str(REPO))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop a vLLM engine a test left running while pytest's output streams are still open.
+
+    Left to interpreter exit, its shutdown logs to streams pytest has already closed and prints
+    "--- Logging error ---" tracebacks after a green run.
+    """
+    if "tasks.engine" in sys.modules:
+        sys.modules["tasks.engine"].shutdown()
