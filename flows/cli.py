@@ -41,6 +41,16 @@ def _environment() -> None:
             os.environ["PREFECT_API_URL"] = info["api_url"]
 
 
+def _stop_engine() -> None:
+    """Stop this process's vLLM engine, if one was started, before the interpreter exits.
+
+    Left to exit-time finalizers, vLLM's monitor thread sees its engine process die first and logs
+    "engine core exited unexpectedly" after a run that went well.
+    """
+    if "tasks.engine" in sys.modules:
+        sys.modules["tasks.engine"].shutdown()
+
+
 def _fail(msg: str) -> None:
     console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(1)
@@ -83,6 +93,8 @@ def run(
         _fail("interrupted; finished stages are kept, continue with --resume")
     except Exception as e:  # one-line cause; the full traceback is in the Prefect logs above
         _fail(f"{type(e).__name__}: {e}".splitlines()[0] + f"  (continue with --resume after fixing)")
+    finally:
+        _stop_engine()
     print_summary(summary)
     console.print(f"summary: {run_dir / 'summary.json'}")
 
@@ -125,7 +137,10 @@ def eval_cmd(
         console.print(f"[yellow]skipped bad row[/] {b['file']}:{b['line']} {b['field']}: {b['reason']}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    metrics = run_evaluate(cfg, str(model), test, out, str(rm) if rm else None, title=f"Evaluation of {model}")
+    try:
+        metrics = run_evaluate(cfg, str(model), test, out, str(rm) if rm else None, title=f"Evaluation of {model}")
+    finally:
+        _stop_engine()
     metrics["wall_s"] = round(time.time() - started, 1)
     (out / "summary.json").write_text(json.dumps(metrics, indent=2))
     console.print((out / "report.md").read_text())
