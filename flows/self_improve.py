@@ -101,10 +101,14 @@ def _publish(summary: dict, k: int, evaluation) -> None:
     """Per-round table and markdown artifacts and a link to the checkpoint: the UI reads like the report."""
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+    from tasks.report import by_mode
+
     slug = re.sub(r"[^a-z0-9-]+", "-", summary["run"].lower()).strip("-") or "run"
-    rows = [{c: v for c, v in r.items() if not c.endswith("_se") and not isinstance(v, dict)} for r in summary["rounds"]]
-    create_table_artifact(key=f"{slug}-summary", table=rows,
-                          description=f"Run {summary['run']}: held-out accuracy per round (round 0 = bootstrap)")
+    table, _ = by_mode(summary["rounds"])  # the table of the run's report.md
+    create_table_artifact(key=f"{slug}-summary", table=[{col: v for col, v in r.items() if v is not None or col != "phase"}
+                                                         for r in table],
+                          description=f"Run {summary['run']}: held-out accuracy per round and mode, CoT and TIR "
+                                      f"(round 0 = bootstrap), after round {k}")
     report = evaluation.path("report.md")
     if report.exists():
         create_markdown_artifact(key=f"{slug}-round-{k:02d}", markdown=report.read_text(),

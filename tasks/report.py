@@ -71,25 +71,62 @@ def round_report(metrics: dict, prev: dict | None, fixed: list[dict], broken: li
     return "\n".join(out)
 
 
+# Per-mode accuracy columns, in the order of the report's tables; "@n" metrics take the run's n.
+MODE_METRICS = ("greedy", "maj@", "rm@", "rm_maj@", "pass@", "sample_acc")
+RUN_COLUMNS = ("rm_pair_acc", "train_sample_acc", "mv_agreement", "n_test", "n_sft", "wall_s")
+
+
+def _mode_metric(name: str) -> tuple[str, str] | None:
+    """'tir_maj@8' -> ('tir', 'maj@8'); 'greedy' -> ('cot', 'greedy'); None for other columns."""
+    mode, base = ("tir", name[4:]) if name.startswith("tir_") else ("cot", name)
+    for prefix in MODE_METRICS:
+        if base == prefix or (prefix.endswith("@") and base.startswith(prefix) and base[len(prefix):].isdigit()):
+            return mode, base
+    return None
+
+
+def by_mode(rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """One row per (round, mode) with the same accuracy columns for CoT and TIR."""
+    metrics = [m for m in _metric_names(rows) if _mode_metric(m)]
+    bases = sorted(dict.fromkeys(_mode_metric(m)[1] for m in metrics),
+                   key=lambda b: next(i for i, p in enumerate(MODE_METRICS) if b == p or b.startswith(p) and p.endswith("@")))
+    out = []
+    for r in rows:
+        for mode in ("cot", "tir"):
+            vals = {b: r.get(b if mode == "cot" else f"tir_{b}") for b in bases}
+            if any(v is not None for v in vals.values()):
+                out.append({"round": r["round"], "phase": r.get("phase"), "mode": mode, **vals})
+    return out, bases
+
+
 def plot_rounds(rows: list[dict], path: Path) -> None:
+    """One panel per reasoning mode: greedy, maj@n, rm@n, pass@n per round, with standard errors."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    table, bases = by_mode(rows)
+    modes = [m for m in ("cot", "tir") if any(t["mode"] == m for t in table)] or ["cot"]
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4.0), dpi=110, squeeze=False)
     rounds = [r["round"] for r in rows]
-    for m in _metric_names(rows):
-        if m in ("train_sample_acc", "rm_pair_acc"):
-            continue
-        ys = [r.get(m) for r in rows]
-        err = [r.get(f"{m}_se") or 0 for r in rows]
-        ax.errorbar(rounds, [y if y is not None else float("nan") for y in ys], yerr=err, marker="o", capsize=3, label=m)
-    ax.set_xlabel("round (0 = bootstrap)")
-    ax.set_ylabel("held-out accuracy")
-    ax.set_xticks(rounds)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, mode in zip(axes[0], modes):
+        for b in bases:
+            if b == "sample_acc" or b.startswith("rm_maj@"):
+                continue
+            name = b if mode == "cot" else f"tir_{b}"
+            ys = [r.get(name) for r in rows]
+            if all(y is None for y in ys):
+                continue
+            err = [r.get(f"{name}_se") or 0 for r in rows]
+            ax.errorbar(rounds, [y if y is not None else float("nan") for y in ys], yerr=err, marker="o",
+                        capsize=3, label=b)
+        ax.set_title({"cot": "CoT", "tir": "TIR"}[mode])
+        ax.set_xlabel("round (0 = bootstrap)")
+        ax.set_ylabel("held-out accuracy")
+        ax.set_xticks(rounds)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -101,10 +138,15 @@ def write_run_report(run_dir: str | Path) -> Path:
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = summary["rounds"]
     plot_rounds(rows, run_dir / "accuracy.png")
-    columns = ["round", "phase", *_metric_names(rows), "n_test", "n_sft", "wall_s"]  # phase: "grpo" for the RL row
-    text = [f"# Run {summary['run']}", "", "Held-out accuracy per round (round 0 = bootstrap model); "
-            "standard errors in summary.json.", "", markdown_table(rows, [c for c in columns if any(c in r for r in rows)]),
-            "", "![accuracy per round](accuracy.png)", ""]
+    table, bases = by_mode(rows)
+    mode_cols = [c for c in ("round", "phase", "mode") if any(t.get(c) is not None for t in table)] + bases
+    run_cols = ["round", "phase", *[m for m in _metric_names(rows) if not _mode_metric(m) and m not in RUN_COLUMNS],
+                *RUN_COLUMNS]  # phase: "grpo" for the RL row
+    text = [f"# Run {summary['run']}", "",
+            "Held-out accuracy per round and reasoning mode (round 0 = bootstrap model); standard errors in "
+            "summary.json.", "", markdown_table(table, mode_cols), "",
+            "![accuracy per round](accuracy.png)", "", "## Training, reward model and grading", "",
+            markdown_table(rows, [c for c in run_cols if any(r.get(c) is not None for r in rows)]), ""]
     by_op = [{"round": r["round"], "op": op, **scores} for r in rows for op, scores in r.get("by_op", {}).items()]
     if by_op:
         text += ["## Greedy accuracy per operation, CoT and TIR", "",

@@ -20,27 +20,25 @@ def test_progress_outside_prefect_counts_without_artifact():
         assert p.fraction == 1.0
 
 
-def test_progress_artifact_inside_a_task_run(tmp_path, monkeypatch):
+def test_progress_artifact_inside_a_task_run(prefect_api):
     """Inside a Prefect task run the stage creates a progress artifact and moves it to 100%."""
     from prefect import flow, task
-    from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
-        @task
-        def long_stage():
-            with StageProgress("sample: problems", 10, every_s=0) as p:
-                for _ in range(10):
-                    p.advance()
-                return str(p._artifact)
+    @task
+    def long_stage():
+        with StageProgress("sample: problems", 10, every_s=0) as p:
+            for _ in range(10):
+                p.advance()
+            return str(p._artifact)
 
-        @flow
-        def f():
-            return long_stage()
+    @flow
+    def f():
+        return long_stage()
 
-        artifact_id = f()
-        from prefect.client.orchestration import get_client
-        with get_client(sync_client=True) as client:
-            art = client.read_artifacts()
-        progress = [a for a in art if a.type == "progress"]
-        assert [str(a.id) for a in progress] == [artifact_id]
-        assert progress[0].data == 100.0 and "10/10" in progress[0].description
+    artifact_id = f()
+    from prefect.client.orchestration import get_client
+    with get_client(sync_client=True) as client:
+        art = client.read_artifacts()
+    progress = [a for a in art if a.type == "progress"]
+    assert [str(a.id) for a in progress] == [artifact_id]
+    assert progress[0].data == 100.0 and "10/10" in progress[0].description
