@@ -172,20 +172,29 @@ def decontaminate(
 
 # The per-round table's columns, in reading order: accuracies first, bookkeeping last. Columns a
 # run does not have (no RM, no TIR) are left out, so the table fits a terminal.
-SUMMARY_COLUMNS = ["round", "phase", "greedy", "maj@8", "rm@8", "rm_maj@8", "pass@8", "sample_acc", "tir_greedy",
-                   "rm_pair_acc", "train_sample_acc", "n_sft", "wall_s"]
+RUN_SUMMARY_COLUMNS = ["rm_pair_acc", "train_sample_acc", "n_sft", "wall_s"]
 
 
 def print_summary(summary: dict) -> None:
+    """The run report's table in the terminal: a row per round and reasoning mode (CoT, TIR), with
+    the round's training numbers on its first row."""
+    from tasks.report import by_mode
+
     rows = summary["rounds"]
-    # n = 8 is the tiny default; other configs name their metrics maj@N, pass@N, ...
-    n = rows[0].get("n", 8) if rows else 8
-    wanted = [c.replace("@8", f"@{n}") for c in SUMMARY_COLUMNS]
-    present = [c for c in wanted if any(r.get(c) is not None for r in rows)]
+    table_rows, metrics = by_mode(rows)
+    by_round = {(r["round"], r.get("phase")): r for r in rows}
+    seen = set()
+    for t in table_rows:
+        key = (t["round"], t["phase"])
+        if key not in seen:
+            seen.add(key)
+            t.update({c: by_round[key].get(c) for c in RUN_SUMMARY_COLUMNS})
+    columns = ["round", "phase", "mode", *metrics, *RUN_SUMMARY_COLUMNS]
+    present = [c for c in columns if any(r.get(c) is not None for r in table_rows)]
     table = Table(title=f"run {summary['run']} (held-out accuracy; round 0 = bootstrap)")
     for k in present:
         table.add_column(k, justify="right", no_wrap=True, min_width=len(k))
-    for r in rows:
+    for r in table_rows:
         table.add_row(*[_fmt(r.get(k), k) for k in present])
     # wide enough for every column: a narrow terminal wraps lines instead of cutting numbers
     needed = sum(len(k) + 3 for k in present) + 4

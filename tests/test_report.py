@@ -90,3 +90,16 @@ def test_round_report_lists_every_disagreement_with_math_verify():
     assert r"| \|x\| | 4 | True | False | `... > 4$ \| 'x' more` |" in text
     none = round_report({"greedy": 0.5, "mv_agreement": 1.0}, None, [], [], "Eval", [])
     assert "differ from plain math-verify: 0 (agreement 1.0)" in none
+
+
+def test_summary_command_prints_a_row_per_round_and_mode(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    (tmp_path / "summary.json").write_text(json.dumps({"run": "t", "rounds": _rows()}))
+    result = CliRunner().invoke(app, ["summary", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
+    assert "2 cot 0.500 0.310 0.400 0.900 0.700 200 60" in lines  # round, mode, greedy, maj, rm, pass, pair acc, n_sft, wall
+    assert "2 tir 0.500 0.550 0.600 0.950 - - -" in lines
