@@ -185,7 +185,7 @@ def print_summary(summary: dict) -> None:
     by_round = {(r["round"], r.get("phase")): r for r in rows}
     seen = set()
     for t in table_rows:
-        key = (t["round"], t["phase"])
+        key = (t["round"], t.get("phase"))
         if key not in seen:
             seen.add(key)
             t.update({c: by_round[key].get(c) for c in RUN_SUMMARY_COLUMNS})

@@ -105,8 +105,7 @@ def _publish(summary: dict, k: int, evaluation) -> None:
 
     slug = re.sub(r"[^a-z0-9-]+", "-", summary["run"].lower()).strip("-") or "run"
     table, _ = by_mode(summary["rounds"])  # the table of the run's report.md
-    create_table_artifact(key=f"{slug}-summary", table=[{col: v for col, v in r.items() if v is not None or col != "phase"}
-                                                         for r in table],
+    create_table_artifact(key=f"{slug}-summary", table=table,
                           description=f"Run {summary['run']}: held-out accuracy per round and mode, CoT and TIR "
                                       f"(round 0 = bootstrap), after round {k}")
     report = evaluation.path("report.md")

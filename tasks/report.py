@@ -95,7 +95,8 @@ def by_mode(rows: list[dict]) -> tuple[list[dict], list[str]]:
         for mode in ("cot", "tir"):
             vals = {b: r.get(b if mode == "cot" else f"tir_{b}") for b in bases}
             if any(v is not None for v in vals.values()):
-                out.append({"round": r["round"], "phase": r.get("phase"), "mode": mode, **vals})
+                out.append({"round": r["round"], **({"phase": r["phase"]} if r.get("phase") else {}), "mode": mode,
+                            **vals})
     return out, bases
 
 

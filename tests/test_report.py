@@ -35,7 +35,9 @@ def test_by_mode_reads_any_n_and_skips_a_mode_that_was_not_evaluated():
     rows = [{"round": 0, "greedy": 0.5, "maj@32": 0.6, "rm_maj@32": 0.65, "wall_s": 9.0}]
     table, columns = by_mode(rows)
     assert columns == ["greedy", "maj@32", "rm_maj@32"]
-    assert table == [{"round": 0, "phase": None, "mode": "cot", "greedy": 0.5, "maj@32": 0.6, "rm_maj@32": 0.65}]
+    assert table == [{"round": 0, "mode": "cot", "greedy": 0.5, "maj@32": 0.6, "rm_maj@32": 0.65}]
+    table, _ = by_mode([{"round": 4, "phase": "grpo", "greedy": 0.7}])
+    assert table == [{"round": 4, "phase": "grpo", "mode": "cot", "greedy": 0.7}]
 
 
 def test_each_round_publishes_the_report_table_and_artifacts_named_for_the_ui(prefect_api, tmp_path):
