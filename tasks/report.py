@@ -76,20 +76,24 @@ MODE_METRICS = ("greedy", "maj@", "rm@", "rm_maj@", "pass@", "sample_acc")
 RUN_COLUMNS = ("rm_pair_acc", "train_sample_acc", "mv_agreement", "n_test", "n_sft", "wall_s")
 
 
+def _metric_rank(base: str) -> int | None:
+    """Position of a per-mode metric ('maj@8', 'greedy') in MODE_METRICS; None for other columns."""
+    for i, prefix in enumerate(MODE_METRICS):
+        if base == prefix or (prefix.endswith("@") and base.startswith(prefix) and base[len(prefix):].isdigit()):
+            return i
+    return None
+
+
 def _mode_metric(name: str) -> tuple[str, str] | None:
     """'tir_maj@8' -> ('tir', 'maj@8'); 'greedy' -> ('cot', 'greedy'); None for other columns."""
     mode, base = ("tir", name[4:]) if name.startswith("tir_") else ("cot", name)
-    for prefix in MODE_METRICS:
-        if base == prefix or (prefix.endswith("@") and base.startswith(prefix) and base[len(prefix):].isdigit()):
-            return mode, base
-    return None
+    return (mode, base) if _metric_rank(base) is not None else None
 
 
 def by_mode(rows: list[dict]) -> tuple[list[dict], list[str]]:
     """One row per (round, mode) with the same accuracy columns for CoT and TIR."""
     metrics = [m for m in _metric_names(rows) if _mode_metric(m)]
-    bases = sorted(dict.fromkeys(_mode_metric(m)[1] for m in metrics),
-                   key=lambda b: next(i for i, p in enumerate(MODE_METRICS) if b == p or b.startswith(p) and p.endswith("@")))
+    bases = sorted(dict.fromkeys(_mode_metric(m)[1] for m in metrics), key=_metric_rank)
     out = []
     for r in rows:
         for mode in ("cot", "tir"):
