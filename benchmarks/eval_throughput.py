@@ -34,10 +34,10 @@ def main() -> None:
 
     import pandas as pd
     from sample_throughput import build_model
-    from tasks.bootstrap import held_out_problems
+    from tasks.world import held_out_problems
     from tasks.config import load_config
     from tasks.engine import generate, get_engine
-    from tasks.evaluate import run_evaluate
+    from tasks.evaluate import run as run_evaluate
     from tasks.verify import verify_batch
 
     # CoT only: the direct path below has no TIR loop to compare with
@@ -45,13 +45,14 @@ def main() -> None:
                                                        "evaluate.modes": ["cot"]})
     tmp = tempfile.TemporaryDirectory()
     model = args.model or build_model(Path(tmp.name))
-    test = pd.DataFrame(held_out_problems(cfg)).assign(source="world")
+    test = pd.DataFrame(held_out_problems(cfg.world, cfg.evaluate.n_test, cfg.evaluate.seed)).assign(source="world")
     get_engine(model, cfg.engine)  # start-up excluded from both
     verify_batch(["\\boxed{1}"], ["1"], workers=cfg.verify.workers)  # warm the verifier pool
 
     e = cfg.evaluate
     prompts = [q + "\n" for q in test.question]
-    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=None, engine_cfg=cfg.engine)
+    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=None, engine_cfg=cfg.engine,
+                  keys=[str(i) for i in test.id])
 
     def direct() -> None:
         greedy = generate(model, prompts, n=1, temperature=0.0, **common)
@@ -65,7 +66,9 @@ def main() -> None:
     def stage(k: int) -> None:
         out = Path(tmp.name) / f"eval-{k}"
         out.mkdir()
-        run_evaluate(cfg, model, test, out)
+        run_evaluate(evaluate=cfg.evaluate, world=cfg.world, engine=cfg.engine, prompt=cfg.prompt, tir=cfg.tir,
+                     verify=cfg.verify, score=cfg.score, stop=cfg.sample.stop, max_length=cfg.max_length(),
+                     policy=Path(model), rm=None, previous=None, title="benchmark", out_dir=out)
 
     # alternate the two, best of `repeats` each: the machine's load drifts during a run
     times = {"direct": [], "evaluate": []}

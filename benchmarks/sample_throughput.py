@@ -29,7 +29,7 @@ def build_model(out: Path) -> str:
     cfg = load_config(REPO / "configs" / "tiny.yaml")
     rows = world.bootstrap_corpus(2000, seed=0, ops=["add", "sub", "mul"], max_digits=3, zh_fraction=0.5, sloppy_fraction=0.6)
     train_tokenizer([r["question"] for r in rows] + [r["solution"] for r in rows], 640, out / "tok")
-    build_tiny_model(cfg, out / "tok", out / "model")
+    build_tiny_model(cfg.bootstrap.tiny, cfg.run.seed, out / "tok", out / "model")
     return str(out / "model")
 
 

@@ -35,7 +35,7 @@ def build_rm(out: Path, texts: list[str]) -> str:
     from tasks.config import Config
     cfg = Config.model_validate(TINY)
     train_tokenizer(texts, cfg.bootstrap.tiny.vocab_size, out / "tok")
-    build_tiny_model(cfg, out / "tok", out / "policy")
+    build_tiny_model(cfg.bootstrap.tiny, cfg.run.seed, out / "tok", out / "policy")
     model = AutoModelForSequenceClassification.from_pretrained(out / "policy", num_labels=1)
     tok = AutoTokenizer.from_pretrained(out / "policy")
     model.config.pad_token_id = tok.pad_token_id
@@ -54,7 +54,7 @@ def main() -> None:
 
     import torch
     from tasks import world
-    from tasks.reward import score_texts
+    from tasks.rm import score_texts
     torch.set_num_threads(args.threads)
 
     rng = random.Random(0)

@@ -127,10 +127,11 @@ def eval_cmd(
     except ConfigError as e:
         _fail(str(e))
     from tasks.common import check_checkpoint
-    from tasks.evaluate import load_test_set, run_evaluate
+    from tasks.evaluate import load_test_set
+    from tasks.evaluate import run as run_evaluate
     try:
         check_checkpoint(model)
-        test, bad = load_test_set(cfg)
+        test, bad = load_test_set(cfg.evaluate, cfg.world)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     for b in bad:
@@ -138,13 +139,38 @@ def eval_cmd(
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:
-        metrics = run_evaluate(cfg, str(model), test, out, str(rm) if rm else None, title=f"Evaluation of {model}")
+        metrics = run_evaluate(evaluate=cfg.evaluate, world=cfg.world, engine=cfg.engine, prompt=cfg.prompt, tir=cfg.tir,
+                               verify=cfg.verify, score=cfg.score, stop=cfg.sample.stop, max_length=cfg.max_length(),
+                               policy=model, rm=rm, previous=None, title=f"Evaluation of {model}", out_dir=out)
     finally:
         _stop_engine()
     metrics["wall_s"] = round(time.time() - started, 1)
     (out / "summary.json").write_text(json.dumps(metrics, indent=2))
     console.print((out / "report.md").read_text())
     console.print(f"wall time {metrics['wall_s']} s; outputs in {out.resolve()}")
+
+
+@app.command()
+def plan(config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/qwen2.5-math-7b.yaml")) -> None:
+    """Print how each stage of CONFIG will be launched (processes, shards, GPUs, engine); runs nothing."""
+    from flows.launch import MODULES, plan as stage_plan
+    from tasks.config import ConfigError, load_config
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+    c = cfg.cluster
+    print(f"cluster: backend={c.backend} address={c.address or '-'} nodes={c.nodes} gpus_per_node={c.gpus_per_node} "
+          f"shards={c.shard_count(cfg.engine)}")
+    stages = [s for s in MODULES if s != "grpo" or cfg.grpo.enabled]
+    columns = ["stage", "runs", "launcher", "processes", "shards", "gpus_per_job", "deepspeed", "engine", "command"]
+    table = Table(title=f"plan for {config}")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for stage in stages:
+        row = stage_plan(stage, cfg)
+        table.add_row(*[str(row.get(col, "-")) for col in columns])
+    Console(width=max(160, Console().width)).print(table)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows import stages
+from flows.round import evaluate, problem_pool
 from tasks.common import StageResult
 from tasks.config import Config
 
@@ -23,14 +24,14 @@ def rl(cfg: Config, run_dir: str, policy: StageResult, rm: StageResult | None, p
     rd = Path(run_dir) / "rl"
 
     # 1. problems: RL queries, a pool no round has seen
-    problems = stages.problems(cfg, str(rd / "01-problems"), stages.problems_inputs(cfg, cfg.run.rounds + 1, policy))
+    problems = problem_pool(cfg, rd / "01-problems", cfg.run.rounds + 1, policy)
 
     # 2. grpo: the shaped reward sigmoid(0.5 * r_rm) + (r_verifier - 1)
-    tuned = stages.grpo(cfg, str(rd / "02-grpo"), {"policy": policy, "rm": rm, "problems": problems})
+    tuned = stages.run("grpo", cfg, rd / "02-grpo", max_length=cfg.max_length(), policy=policy, rm=rm,
+                       problems=problems)
     log.info("grpo: mean reward %s -> %s", tuned.counts.get("reward_first"), tuned.counts.get("reward_last"))
 
     # 3. evaluate: the same held-out set and metrics as every round
-    evaluation = stages.evaluate(cfg, str(rd / "09-evaluate"), {"policy": tuned, "rm": rm, "previous": previous_eval,
-                                 "title": "GRPO"})
+    evaluation = evaluate(cfg, rd / "09-evaluate", policy=tuned, rm=rm, previous=previous_eval, title="GRPO")
     log.info("grpo: greedy %.3f", evaluation.counts["greedy"])
     return {"policy": tuned, "evaluation": evaluation, "metrics": evaluation.counts}

@@ -16,7 +16,7 @@ import yaml
 from prefect import flow, get_run_logger
 
 from flows import stages
-from flows.round import improve_round
+from flows.round import evaluate, held_out, improve_round
 from tasks.common import write_json_atomic
 from tasks.config import Config
 from tasks.report import write_run_report
@@ -32,9 +32,8 @@ def self_improve(cfg: Config, run_dir: str, run_name: str) -> dict:
     # Round 0: the base policy and its evaluation
     started = time.time()
     r0 = run_path / "round-00"
-    bootstrap = stages.bootstrap(cfg, str(r0 / "00-bootstrap"), {})
-    evaluation = stages.evaluate(cfg, str(r0 / "09-evaluate"), {"policy": bootstrap, "rm": None,
-                                 "title": "Round 0 (bootstrap)"})
+    bootstrap = stages.run("bootstrap", cfg, r0 / "00-bootstrap", seed=cfg.run.seed, **held_out(cfg))
+    evaluation = evaluate(cfg, r0 / "09-evaluate", policy=bootstrap, rm=None, previous=None, title="Round 0 (bootstrap)")
     _record(summary, run_path, 0, evaluation, evaluation.counts, n_sft=0, sample_acc=None, wall_s=time.time() - started)
 
     policy, rm, kept = bootstrap, None, []

@@ -1,253 +1,182 @@
-"""Thin Prefect tasks around the stage functions in tasks/, with content-based cache keys.
+"""Thin Prefect tasks around the stage entry points in tasks/, with content-based cache keys.
 
-A stage's cache key = hash(stage name, the source of the modules it runs, the config sections it
-reads, the digests of its inputs). Never a path or a flow-run id: a resumed run (same run folder)
-finds its finished stages in Prefect's result store under the run folder and shows them as
-Cached. A stage whose folder has lost its manifest is recomputed even when the key is known.
+    stages.run("sample", cfg, rd / "02-sample", policy=policy, problems=problems)
+
+Every stage module has one entry point, `run(*, <config sections>, <scalars>, <inputs>, out_dir)`.
+`run` here fills the config sections by name from `cfg` (an argument named `sample` gets
+`cfg.sample`), takes the rest from the call, and derives the cache key from exactly those
+arguments: the config sections and scalars as they are, each input (a StageResult) by its content
+digest, plus the code of the stage module and of every tasks module it imports. Never a path or a
+flow-run id, so a resumed run finds its finished stages in Prefect's result store under the run
+folder and shows them as Cached. A stage whose folder lost its manifest, or whose files no longer
+match it, is recomputed even when the key is known; a cached record is always re-pointed at the
+stage folder of the current run, so a copied or moved run reads its own files.
 """
 from __future__ import annotations
 
+import ast
+import inspect
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prefect import task
 from prefect.context import TaskRunContext
 
-from tasks.common import StageResult, digest_json, read_manifest, run_stage
+from flows import launch
+from tasks.common import StageResult, damaged_file, digest_json, read_manifest
 from tasks.config import Config
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+PLUMBING = {"config", "common", "progress"}   # how a stage runs, not what it computes
 
-# What each stage's result depends on: its code, and the config sections it reads.
-# Code: the stage's entry module and every tasks module it imports, directly or through another
-# (stage_modules); config.py and common.py are plumbing, not stage logic.
-STAGE_CODE = {
-    "bootstrap": ["bootstrap"],
-    "problems": ["problems"],
-    "sample": ["sample"],
-    "verify": ["verify_stage"],
-    "score": ["reward"],
-    "select": ["select"],
-    "sft": ["sft"],
-    "reward-sample": ["sample"],
-    "reward": ["reward"],
-    "evaluate": ["evaluate"],
-    "grpo": ["grpo"],
-}
-STAGE_CONFIG = {
-    "bootstrap": ["run.seed", "world", "bootstrap", "prompt", "evaluate"],
-    "problems": ["world", "problems", "evaluate", "decontaminate"],
-    "sample": ["sample", "engine", "prompt", "tir"],
-    "verify": ["verify"],
-    "score": ["score", "bootstrap.tiny.max_len"],
-    "select": ["select", "decontaminate"],
-    "sft": ["sft", "prompt", "bootstrap.tiny.max_len"],
-    "reward-sample": ["reward", "engine", "prompt", "tir", "verify", "sample.stop", "sample.top_p", "sample.seed",
-                      "sample.tir_fraction"],
-    "reward": ["reward", "bootstrap.tiny.max_len"],
-    "evaluate": ["evaluate", "engine", "prompt", "tir", "verify", "score", "sample.stop"],
-    "grpo": ["grpo", "prompt", "verify", "score", "bootstrap.tiny.max_len"],
-}
+# The file or folder a stage's result stands for when a later stage takes it as an input.
+OUTPUTS = {"bootstrap": "model", "problems": "problems.parquet", "sample": "samples.parquet",
+           "verify": "verified.parquet", "score": "scored.parquet", "select": "sft.parquet", "sft": "model",
+           "reward-sample": "verified.parquet", "reward": "model", "evaluate": ".", "grpo": "model"}
 
 
-def _config_part(cfg: Config, dotted: str):
-    node = cfg
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node.model_dump(mode="json") if hasattr(node, "model_dump") else node
+# ---------------------------------------------------------------------------------------------
+# Arguments and keys
+
+def stage_args(stage: str, cfg: Config, given: dict) -> dict:
+    """The entry point's arguments: config sections by name from cfg, everything else from `given`."""
+    params = inspect.signature(launch.module(stage).run).parameters
+    unknown = set(given) - set(params)
+    if unknown:
+        raise TypeError(f"stage {stage}: no argument(s) {sorted(unknown)}")
+    args = {}
+    for name, param in params.items():
+        if name in ("out_dir", "shard"):
+            continue
+        if name in given:
+            args[name] = given[name]
+        elif name in Config.model_fields:
+            args[name] = getattr(cfg, name)
+        elif param.default is inspect.Parameter.empty:
+            raise TypeError(f"stage {stage}: argument {name!r} not given")
+    return args
 
 
-def _tasks_imports(module: str) -> set[str]:
-    """tasks modules that `module` imports anywhere (function-level imports too)."""
-    import ast
+@dataclass
+class FileOf:
+    """One file of a finished stage as an input (the bootstrap's corpus); keyed by the stage's digest."""
+    result: StageResult
+    name: str
 
+
+def _key_value(value):
+    if isinstance(value, StageResult):
+        return value.digest
+    if isinstance(value, FileOf):
+        return [value.result.digest, value.name]
+    if isinstance(value, (list, tuple)):
+        return [_key_value(v) for v in value]
+    if hasattr(value, "result_fields"):
+        return value.result_fields()
+    return str(value) if isinstance(value, Path) else value
+
+
+def stage_key(stage: str, args: dict, extra: dict | None = None) -> str:
+    """The content key of a stage run: its code and exactly the arguments it is called with."""
+    return digest_json({"stage": stage, "code": code_digest(stage),
+                        "args": {k: _key_value(v) for k, v in sorted(args.items())}, "extra": extra or {}})
+
+
+def _imports(name: str) -> set[str]:
+    """tasks modules that tasks/<name>.py imports anywhere (function-level imports too)."""
     found = set()
-    for node in ast.walk(ast.parse((TASKS_DIR / f"{module}.py").read_text())):
+    for node in ast.walk(ast.parse((TASKS_DIR / f"{name}.py").read_text())):
         if isinstance(node, ast.ImportFrom) and node.module == "tasks":
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tasks."):
             found.add(node.module.split(".")[1])
-    return found - {"config", "common"}
+    return found - PLUMBING
 
 
 def stage_modules(stage: str) -> list[str]:
-    """The stage's entry modules and everything they import from tasks/, transitively: an edit
-    anywhere in there invalidates the stage (more often than strictly needed, never less)."""
-    seen, todo = set(), list(STAGE_CODE[stage])
+    """The stage's module and every tasks module it reaches through imports: an edit anywhere in
+    there invalidates the stage."""
+    seen, todo = set(), [launch.MODULES[stage].split(".")[1]]
     while todo:
-        m = todo.pop()
-        if m not in seen:
-            seen.add(m)
-            todo += _tasks_imports(m)
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += _imports(name)
     return sorted(seen)
 
 
-def _code_digest(stage: str) -> str:
-    files = [TASKS_DIR / f"{m}.py" for m in stage_modules(stage)]
-    return digest_json({f.name: f.read_bytes().hex() for f in files})
+def code_digest(stage: str) -> str:
+    return digest_json({m: (TASKS_DIR / f"{m}.py").read_bytes().hex() for m in stage_modules(stage)})
 
 
-def stage_key(stage: str, cfg: Config, inputs: dict) -> str:
-    """The content key of a stage run; `inputs` holds digests and small scalars."""
-    sections = {name: _config_part(cfg, name) for name in STAGE_CONFIG[stage]}
-    return digest_json({"stage": stage, "code": _code_digest(stage), "config": sections, "inputs": inputs})
+# ---------------------------------------------------------------------------------------------
+# Inputs: StageResults in the flow, paths in the stage
+
+def output_path(result: StageResult | None) -> Path | None:
+    """The file or folder a finished stage hands on (None: no reward model this round)."""
+    if result is None or "skipped" in result.counts and result.stage == "reward":
+        return None
+    if external := result.counts.get("external_model"):
+        return Path(external)
+    return Path(result.dir) / OUTPUTS[result.stage]
 
 
-def input_digests(inputs: dict) -> dict:
-    """StageResults by their digest (lists of them too); scalars as they are."""
-    def one(v):
-        if isinstance(v, StageResult):
-            return v.digest
-        if isinstance(v, (list, tuple)):
-            return [one(x) for x in v]
-        return v
-    return {k: one(v) for k, v in inputs.items()}
+def _as_paths(value):
+    if isinstance(value, StageResult):
+        return output_path(value)
+    if isinstance(value, FileOf):
+        return Path(value.result.dir) / value.name
+    if isinstance(value, list):
+        return [_as_paths(v) for v in value]
+    return value
+
+
+def _prefect_progress(description: str):
+    """A Prefect progress artifact on the running task, moved by StageProgress."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    artifact = create_progress_artifact(progress=0.0, description=description)
+
+    def sink(done: int, total: int) -> None:
+        update_progress_artifact(artifact, progress=round(100 * done / max(total, 1), 1),
+                                 description=f"{description}: {done}/{total}")
+    return sink
 
 
 def _cache_key(context: TaskRunContext, parameters: dict) -> str:
-    return stage_key(context.task.name, parameters["cfg"], input_digests(parameters.get("inputs", {})))
+    return parameters["key"]
 
 
-def stage_task(name: str):
-    """Decorator: a Prefect task named like the stage, cached by content, result persisted.
+def _stage_task(name: str):
+    @task(name=name, cache_key_fn=_cache_key, persist_result=True)
+    def stage_task(cfg: Config, out_dir: str, args: dict, key: str) -> StageResult:
+        from tasks.progress import reporting
 
-    The returned callable checks the stage folder first: when its manifest is missing or was
-    written for another key (files deleted, a killed attempt), the cached record is refreshed,
-    so Prefect never returns a result whose files are gone.
-    """
-    def wrap(fn):
-        prefect_task = task(name=name, cache_key_fn=_cache_key, persist_result=True)(fn)
-
-        def call(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-            manifest = read_manifest(Path(out_dir))
-            stale = manifest is None or manifest.get("key") != stage_key(name, cfg, input_digests(inputs))
-            return prefect_task.with_options(refresh_cache=stale)(cfg, out_dir, inputs)
-
-        call.task = prefect_task
-        return call
-    return wrap
+        inputs = {k: _key_value(v) for k, v in args.items() if isinstance(v, (StageResult, FileOf, list))}
+        with reporting(_prefect_progress):
+            return launch.execute(name, cfg, out_dir, {k: _as_paths(v) for k, v in args.items()}, key, inputs)
+    return stage_task
 
 
-def run(stage: str, cfg: Config, out_dir: str, inputs: dict, body) -> StageResult:
-    """Compute the key and run `body(tmp_dir)` atomically into out_dir (see tasks.common.run_stage)."""
-    digests = input_digests(inputs)
-    return run_stage(Path(out_dir), stage, stage_key(stage, cfg, digests), digests, body)
+TASKS = {name: _stage_task(name) for name in launch.MODULES}
 
 
-# ---- the stages ------------------------------------------------------------------------------
-
-@stage_task("bootstrap")
-def bootstrap(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.bootstrap import run_bootstrap
-    return run("bootstrap", cfg, out_dir, inputs, lambda d: run_bootstrap(cfg, d))
-
-
-@stage_task("problems")
-def problems(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.problems import run_problems
-    policy = inputs.get("policy")
-    return run("problems", cfg, out_dir, inputs,
-               lambda d: run_problems(cfg, inputs["round"], d, model_path(policy) if policy else None))
+def run(stage: str, cfg: Config, out_dir: str | Path, *, key_extra: dict | None = None, **given) -> StageResult:
+    """Run (or take from cache) one stage into out_dir; returns its record, pointing at out_dir."""
+    args = stage_args(stage, cfg, given)
+    key = stage_key(stage, args, key_extra)
+    out_dir = str(out_dir)
+    manifest = read_manifest(Path(out_dir))
+    stale = manifest is None or manifest.get("key") != key or damaged_file(Path(out_dir), manifest) is not None
+    result = TASKS[stage].with_options(refresh_cache=stale)(cfg, out_dir, args, key)
+    return replace(result, dir=out_dir)
 
 
-def problems_inputs(cfg: Config, k: int, policy: StageResult) -> dict:
-    """The problems stage's inputs: the round, the content of its files, and the policy only when
-    it writes evolved problems (otherwise a new policy must not invalidate the round's problems)."""
+def problem_files_key(cfg: Config) -> dict:
+    """The content of the problem files (their paths are in the config; their rows are not)."""
     from tasks.common import sha256_file
-    from tasks.problems import needs_policy
 
-    inputs: dict = {"round": k}
-    if cfg.problems.source == "files":
-        inputs["files"] = [sha256_file(Path(f.path)) if Path(f.path).exists() else f"missing:{f.path}"
-                           for f in cfg.problems.files]
-    if needs_policy(cfg):
-        inputs["policy"] = policy
-    return inputs
-
-
-@stage_task("sample")
-def sample(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.sample import run_sample
-    model, probs = inputs["policy"], inputs["problems"]
-    return run("sample", cfg, out_dir, inputs,
-               lambda d: run_sample(cfg, model_path(model), probs.path("problems.parquet"), d))
-
-
-@stage_task("verify")
-def verify(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.verify_stage import run_verify
-    samples, probs = inputs["samples"], inputs["problems"]
-    return run("verify", cfg, out_dir, inputs,
-               lambda d: run_verify(cfg.verify, samples.path("samples.parquet"), probs.path("problems.parquet"), d))
-
-
-@stage_task("score")
-def score(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.reward import run_score
-    verified, rm = inputs["verified"], inputs["rm"]
-    return run("score", cfg, out_dir, inputs,
-               lambda d: run_score(cfg, rm_path(rm), verified.path("verified.parquet"), d))
-
-
-@stage_task("select")
-def select(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.select import run_select
-    scored = inputs["scored"]
-    return run("select", cfg, out_dir, inputs,
-               lambda d: run_select(cfg.select, scored.path("scored.parquet"), d, seed=inputs["round"],
-                                    decontaminate=cfg.decontaminate))
-
-
-@stage_task("sft")
-def sft(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.sft import run_sft
-    base, kept = inputs["policy"], inputs["kept"]
-    corpus = inputs["bootstrap"].path("corpus.parquet")
-    return run("sft", cfg, out_dir, inputs, lambda d: run_sft(
-        cfg, model_path(base), [str(k.path("sft.parquet")) for k in kept],
-        str(corpus) if corpus.exists() else None, d))
-
-
-@stage_task("reward-sample")
-def reward_sample(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.sample import run_reward_sample
-    model, probs = inputs["policy"], inputs["problems"]
-    return run("reward-sample", cfg, out_dir, inputs,
-               lambda d: run_reward_sample(cfg, model_path(model), probs.path("problems.parquet"), d))
-
-
-@stage_task("reward")
-def reward(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.reward import run_reward
-    model, groups = inputs["policy"], inputs["groups"]
-    return run("reward", cfg, out_dir, inputs,
-               lambda d: run_reward(cfg, model_path(model), groups.path("verified.parquet"), d))
-
-
-@stage_task("evaluate")
-def evaluate(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.evaluate import load_test_set, run_evaluate
-    test, _ = load_test_set(cfg)
-    previous = inputs.get("previous")
-    return run("evaluate", cfg, out_dir, inputs,
-               lambda d: run_evaluate(cfg, model_path(inputs["policy"]), test, d, rm_path(inputs.get("rm")),
-                                      previous.dir if previous else None, title=inputs.get("title", "Evaluation")))
-
-
-@stage_task("grpo")
-def grpo(cfg: Config, out_dir: str, inputs: dict) -> StageResult:
-    from tasks.grpo import run_grpo
-    model, probs = inputs["policy"], inputs["problems"]
-    return run("grpo", cfg, out_dir, inputs,
-               lambda d: run_grpo(cfg, model_path(model), rm_path(inputs.get("rm")), probs.path("problems.parquet"), d))
-
-
-def rm_path(rm: StageResult | None) -> str | None:
-    """The reward model a reward stage produced, or None (no RM yet, or the stage was skipped)."""
-    if rm is None or "skipped" in rm.counts:
-        return None
-    return str(rm.path("model"))
-
-
-def model_path(policy: StageResult) -> str:
-    """The checkpoint folder a bootstrap or sft stage produced."""
-    return policy.counts.get("external_model") or str(policy.path("model"))
+    if cfg.problems.source != "files":
+        return {}
+    return {"files": [sha256_file(Path(f.path)) if Path(f.path).exists() else f"missing:{f.path}"
+                      for f in cfg.problems.files]}

@@ -5,7 +5,7 @@ Otherwise the tiny world's base model is built here: a bootstrap corpus written 
 sloppy tutor, a byte-level BPE tokenizer trained on it (digits split one per token, like Qwen2's),
 a randomly initialised Qwen2-architecture model, and pretraining with the same trainer as SFT.
 
-    python -m tasks.bootstrap configs/tiny.yaml /tmp/bootstrap   # stand-alone, for debugging
+    python -m tasks.bootstrap --spec spec.json        # as flows/ launches it (tasks.common.write_spec)
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import world
-from tasks.common import check_checkpoint
-from tasks.config import Config
+from tasks import world as tiny_world
+from tasks.common import check_checkpoint, stage_main
+from tasks.config import BootstrapConfig, PromptConfig, TinyModelConfig, WorldConfig
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 
@@ -49,12 +49,11 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path) -> None:
     cfg_path.write_text(json.dumps(tcfg, indent=2, ensure_ascii=False))
 
 
-def build_tiny_model(cfg: Config, tokenizer_dir: Path, out_dir: Path) -> None:
+def build_tiny_model(tiny: TinyModelConfig, seed: int, tokenizer_dir: Path, out_dir: Path) -> None:
     """A randomly initialised Qwen2ForCausalLM with the tokenizer beside it."""
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    tiny = cfg.bootstrap.tiny
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     model_cfg = Qwen2Config(
         vocab_size=len(tok), hidden_size=tiny.hidden_size, num_hidden_layers=tiny.num_layers,
@@ -63,7 +62,7 @@ def build_tiny_model(cfg: Config, tokenizer_dir: Path, out_dir: Path) -> None:
         tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         bos_token_id=tok.eos_token_id, torch_dtype="float32",
     )
-    torch.manual_seed(cfg.run.seed)
+    torch.manual_seed(seed)
     model = Qwen2ForCausalLM(model_cfg)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -73,57 +72,37 @@ def build_tiny_model(cfg: Config, tokenizer_dir: Path, out_dir: Path) -> None:
         shutil.copy(tokenizer_dir / name, out_dir / name)
 
 
-def test_keys(cfg: Config) -> set[tuple]:
-    """(op, a, b) of the held-out test set, kept out of every training source."""
-    return {(p["op"], p["a"], p["b"]) for p in held_out_problems(cfg)}
-
-
-def held_out_problems(cfg: Config) -> list[dict]:
-    w = cfg.world
-    return world.make_problems(cfg.evaluate.n_test, seed=cfg.evaluate.seed + 99991, ops=w.ops,
-                               max_digits=w.max_digits, zh_fraction=w.zh_fraction, prefix="t")
-
-
-def corpus_modes(corpus: pd.DataFrame) -> list[str]:
-    """Each corpus row's reasoning mode (a CoT-only corpus has no `mode` column)."""
-    return list(corpus["mode"]) if "mode" in corpus else ["cot"] * len(corpus)
-
-
-def run_bootstrap(cfg: Config, out_dir: Path) -> dict:
-    """Write `model/` (the round-0 policy) and, for the tiny world, `corpus.parquet`."""
+def run(*, bootstrap: BootstrapConfig, world: WorldConfig, prompt: PromptConfig, seed: int, n_test: int,
+        test_seed: int, out_dir: Path) -> dict:
+    """Write `model/` (the round-0 policy) and, for the tiny world, `corpus.parquet`; a checkpoint
+    path (`bootstrap.model_path`) is checked and recorded as is."""
     from tasks.prompts import build_prompts
-    from tasks.sft import train
+    from tasks.training import train
 
-    if cfg.bootstrap.model_path:
-        src = check_checkpoint(cfg.bootstrap.model_path)
+    out_dir = Path(out_dir)
+    if bootstrap.model_path:
+        src = check_checkpoint(bootstrap.model_path)
         (out_dir / "source.json").write_text(json.dumps({"model_path": str(src.resolve())}))
         return {"external_model": str(src.resolve())}
 
-    b, w = cfg.bootstrap, cfg.world
-    corpus = world.bootstrap_corpus(b.corpus_size, seed=cfg.run.seed, ops=list(w.ops), max_digits=w.max_digits,
-                                    zh_fraction=w.zh_fraction, sloppy_fraction=b.sloppy_fraction,
-                                    exclude=test_keys(cfg), tir_fraction=b.tir_fraction,
-                                    tir_sloppy_fraction=b.tir_sloppy_fraction)
+    b, w = bootstrap, world
+    corpus = tiny_world.bootstrap_corpus(b.corpus_size, seed=seed, ops=list(w.ops), max_digits=w.max_digits,
+                                         zh_fraction=w.zh_fraction, sloppy_fraction=b.sloppy_fraction,
+                                         exclude=tiny_world.test_keys(w, n_test, test_seed),
+                                         tir_fraction=b.tir_fraction, tir_sloppy_fraction=b.tir_sloppy_fraction)
     df = pd.DataFrame(corpus)
     df.to_parquet(out_dir / "corpus.parquet", index=False)
 
     tok_dir = out_dir / "tokenizer"
     train_tokenizer(list(df.question) + list(df.solution), b.tiny.vocab_size, tok_dir)
     init_dir = out_dir / "init"
-    build_tiny_model(cfg, tok_dir, init_dir)
-    prompts = build_prompts(list(df.question), str(init_dir), cfg.prompt, corpus_modes(df))
+    build_tiny_model(b.tiny, seed, tok_dir, init_dir)
+    prompts = build_prompts(list(df.question), str(init_dir), prompt, tiny_world.corpus_modes(df))
     stats = train(init_dir, prompts, list(df.solution), out_dir / "model", b.train, b.tiny.max_len, label="bootstrap")
     shutil.rmtree(init_dir)
     return {"corpus": len(df), "sloppy": int(df.sloppy.sum()),
-            "tir_rows": corpus_modes(df).count("tir"), **stats}
-
+            "tir_rows": tiny_world.corpus_modes(df).count("tir"), **stats}
 
 
 if __name__ == "__main__":
-    import sys
-
-    from tasks.config import load_config
-
-    out = Path(sys.argv[2])
-    out.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(run_bootstrap(load_config(sys.argv[1]), out)))
+    stage_main(run)

@@ -18,6 +18,30 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    def result_fields(self) -> dict:
+        """The section as the cache key sees it: every field but those that only say how a stage
+        is launched (processes, DeepSpeed), which change where the work runs, not what it computes."""
+        out = {}
+        for name, field in type(self).model_fields.items():
+            if (field.json_schema_extra or {}).get("launch_only"):
+                continue
+            value = getattr(self, name)
+            out[name] = _plain(value)
+        return out
+
+
+def _plain(value):
+    if isinstance(value, Section):
+        return value.result_fields()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+LAUNCH_ONLY = {"launch_only": True}
+
 
 class WorldConfig(Section):
     """The synthetic bilingual arithmetic world (embedded default)."""
@@ -49,7 +73,12 @@ class TrainConfig(Section):
     completion_only: bool = Field(True, description="loss on the solution tokens only")
     bf16: bool = Field(False, description="True on GPUs; on CPU it is ~10x slower")
     seed: int = 0
-    deepspeed: str | None = Field(None, description="path to a DeepSpeed JSON config (GPU clusters), e.g. infra/zero2.json")
+    num_processes: int = Field(1, ge=1, json_schema_extra=LAUNCH_ONLY,
+                               description="training processes (GPUs) of the job; with > 1, or with deepspeed "
+                                           "set, the stage runs as an `accelerate launch` job (flows/launch.py)")
+    deepspeed: str | None = Field(None, json_schema_extra=LAUNCH_ONLY,
+                                  description="path to a DeepSpeed JSON config, e.g. infra/zero2.json (ZeRO-2) "
+                                              "or infra/zero3.json (ZeRO-3)")
 
 
 class BootstrapConfig(Section):
@@ -188,7 +217,10 @@ class GrpoConfig(Section):
     beta: float = Field(0.0, ge=0, description="KL penalty to the starting policy (TRL's default 0)")
     bf16: bool = Field(False, description="True on GPUs; on CPU it is ~10x slower")
     use_vllm: bool = Field(False, description="let TRL generate with vLLM (GPUs; needs trl's vLLM extras)")
-    deepspeed: str | None = Field(None, description="path to a DeepSpeed JSON config, e.g. infra/zero2.json")
+    num_processes: int = Field(1, ge=1, json_schema_extra=LAUNCH_ONLY,
+                               description="training processes (GPUs); > 1 or deepspeed: an accelerate launch job")
+    deepspeed: str | None = Field(None, json_schema_extra=LAUNCH_ONLY,
+                                  description="path to a DeepSpeed JSON config, e.g. infra/zero2.json")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -242,6 +274,26 @@ class EvaluateConfig(Section):
         return out
 
 
+class ClusterConfig(Section):
+    """Where the data-parallel stages (sample, reward-sample, verify, score, evaluate) and the
+    training jobs run (docs/scale-out.md). `selfimprove plan CONFIG` prints the result."""
+    backend: Literal["local", "ray"] = Field("local", description="local: this process (shards one after another); "
+                                             "ray: each shard, and each training job, is a Ray task")
+    address: str | None = Field(None, description="Ray address ('auto' on a cluster node, or HEAD_IP:6379); "
+                                "unset with backend ray: a Ray instance started for this run on this machine")
+    shards: int | None = Field(None, ge=1, description="shards of each data-parallel stage; unset = "
+                               "nodes * gpus_per_node // engine.tensor_parallel_size (1 without GPUs)")
+    nodes: int = Field(1, ge=1, description="machines in the Ray cluster (sizes the default shard count)")
+    gpus_per_node: int = Field(0, ge=0, description="GPUs per machine; 0 = CPU only")
+    cpus_per_shard: float = Field(1.0, gt=0, description="CPUs a shard reserves on Ray")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment for Ray tasks (e.g. HF_HOME)")
+
+    def shard_count(self, engine: "EngineConfig") -> int:
+        if self.shards:
+            return self.shards
+        return max(1, self.nodes * self.gpus_per_node // engine.tensor_parallel_size)
+
+
 class RunConfig(Section):
     name: str = Field("tiny", description="run folder name under the home")
     rounds: int = Field(3, ge=0)
@@ -265,6 +317,7 @@ class Config(Section):
     decontaminate: DecontaminateConfig = DecontaminateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     grpo: GrpoConfig = GrpoConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     def max_length(self) -> int | None:
         """Token limit for training and RM scoring: the tiny model's context, or the model's own."""

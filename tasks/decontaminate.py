@@ -48,6 +48,7 @@ import os
 import re
 import unicodedata
 from collections import deque
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
@@ -451,3 +452,32 @@ class _Tally:
             "rule": {"ngram": cfg.ngram, "lcs_ratio": cfg.lcs_ratio, "mode": cfg.mode,
                      "text_fields": list(text_fields)},
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames of a stage (problems, select)
+
+@lru_cache(maxsize=2)
+def eval_index(specs: tuple[str, ...], n: int):
+    """The n-gram index over the eval sets, built once per process."""
+    missing = [s for s in specs if not Path(s).exists()]
+    if missing:
+        raise FileNotFoundError(f"decontaminate.eval_sets: not found: {', '.join(missing)}")
+    return NgramIndex.from_specs(list(specs), n)
+
+
+def decontaminate_frame(df: pd.DataFrame, cfg: DecontaminateConfig, text_fields: tuple[str, ...],
+                        out_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """Drop rows matching an eval item; write contaminated.parquet; counts per eval set."""
+    import pandas as pd
+
+    if not cfg.enabled or not cfg.eval_sets or df.empty:
+        return df, {"contaminated": 0}
+    rows = df.to_dict("records")
+    kept, pairs = decontaminate_rows(rows, eval_index(tuple(cfg.eval_sets), cfg.ngram), cfg, text_fields)
+    pd.DataFrame(pairs, columns=["item_id", "eval_set", "eval_id", "ngram", "lcs_ratio"]).to_parquet(
+        out_dir / "contaminated.parquet", index=False)
+    removed = {p["item_id"] for p in pairs}
+    per_set = pd.Series([p["eval_set"] for p in pairs], dtype=str).value_counts().to_dict()
+    return pd.DataFrame(kept, columns=df.columns), {"contaminated": len(removed),
+                                                    **{f"contaminated_{k}": int(v) for k, v in per_set.items()}}

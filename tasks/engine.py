@@ -87,13 +87,21 @@ def shutdown() -> None:
 
 
 def generate(model_dir: str | Path, prompts: list[str], *, n: int, temperature: float, top_p: float,
-             max_tokens: int, seed: int, stop: list[str] | None, engine_cfg: EngineConfig) -> list[list[dict]]:
-    """For each prompt, n completions as dicts: response, n_tokens, finish_reason."""
+             max_tokens: int, seed: int, stop: list[str] | None, engine_cfg: EngineConfig,
+             keys: list[str] | None = None) -> list[list[dict]]:
+    """For each prompt, n completions as dicts: response, n_tokens, finish_reason.
+
+    `keys` (problem ids, one per prompt) give each request its own seed derived from (seed, key),
+    so a prompt's completions do not depend on which other prompts share the batch or the shard;
+    vLLM seeds a request's n children from it."""
     from vllm import SamplingParams
 
+    from tasks.shards import problem_seed
+
     llm = get_engine(model_dir, engine_cfg)
-    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                            seed=seed, stop=stop or None)
+    seeds = [problem_seed(seed, k) for k in keys] if keys is not None else [seed] * len(prompts)
+    params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                             seed=s, stop=stop or None) for s in seeds]
     outputs = llm.generate(prompts, params, use_tqdm=False)
     return [[{"response": c.text, "n_tokens": len(c.token_ids), "finish_reason": c.finish_reason}
              for c in out.outputs] for out in outputs]

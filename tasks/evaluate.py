@@ -7,6 +7,11 @@ each sample weighted by sigmoid(RM score). Both only when the round has a reward
 Writes predictions.parquet (every response with its mode, answer and verdict) and metrics.json:
 overall and per slice (language, operation, carry), each accuracy with its standard error. CoT
 metrics have plain names (greedy, maj@8, ...); TIR's the prefix "tir_" (tir_greedy, tir_maj@8, ...).
+
+    python -m tasks.evaluate --spec spec.json
+
+Data-parallel: a shard writes the predictions of its slice of the test problems; `finish` turns
+the merged predictions into metrics.json and report.md.
 """
 from __future__ import annotations
 
@@ -16,70 +21,89 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.config import Config
+from tasks.common import stage_main
+from tasks.config import (EngineConfig, EvaluateConfig, PromptConfig, ScoreConfig, TirConfig, VerifyConfig,
+                          WorldConfig)
 from tasks.prompts import build_prompts
+from tasks.shards import shard_rows
+
+OUTPUTS = ("predictions.parquet",)
 
 
-def _verify(cfg: Config, responses: list[str], golds: list[str], truncated: list[bool]):
+def run(*, evaluate: EvaluateConfig, world: WorldConfig, engine: EngineConfig, prompt: PromptConfig, tir: TirConfig,
+        verify: VerifyConfig, score: ScoreConfig, stop: list[str], max_length: int | None, policy: Path,
+        rm: Path | None, previous: Path | None, title: str, out_dir: Path, shard: tuple[int, int] = (0, 1)) -> dict:
+    """Predictions of `policy` on the test set (this shard's slice); the whole set also gets
+    metrics.json and report.md (`finish`), compared with the `previous` evaluation when given."""
+    test = shard_rows(load_test_set(evaluate, world)[0], shard)
+    prompts = {mode: build_prompts(list(test.question), str(policy), prompt, mode) for mode in evaluate.modes}
+    preds = predict(evaluate, engine, tir, verify, score, stop, max_length, str(policy), test, prompts,
+                    str(rm) if rm else None)
+    preds.to_parquet(Path(out_dir) / OUTPUTS[0], index=False)
+    if shard != (0, 1):
+        return {"predictions": len(preds)}
+    return finish(Path(out_dir), evaluate=evaluate, world=world, previous=previous, title=title)
+
+
+def _verify(verify: VerifyConfig, responses: list[str], golds: list[str], truncated: list[bool]):
     from tasks.verify import verify_batch
-    return verify_batch(responses, golds, timeout_s=cfg.verify.timeout_s, workers=cfg.verify.workers,
-                        audit=cfg.verify.audit, truncated=truncated)
+    return verify_batch(responses, golds, timeout_s=verify.timeout_s, workers=verify.workers,
+                        audit=verify.audit, truncated=truncated)
 
 
-def samples_per_problem(cfg: Config, mode: str) -> int:
-    e = cfg.evaluate
+def samples_per_problem(e: EvaluateConfig, mode: str) -> int:
     return e.tir_n if mode == "tir" and e.tir_n is not None else e.n
 
 
-def predict(cfg: Config, model_dir: str, test: pd.DataFrame, prompts: dict[str, list[str]],
-            rm_dir: str | None) -> pd.DataFrame:
+def predict(e: EvaluateConfig, engine: EngineConfig, tir: TirConfig, verify: VerifyConfig, score: ScoreConfig,
+            stop: list[str], max_length: int | None, model_dir: str, test: pd.DataFrame,
+            prompts: dict[str, list[str]], rm_dir: str | None) -> pd.DataFrame:
     """Per mode, greedy and n sampled responses per problem, verified (plus plain math-verify's
     verdict) and RM-scored. `prompts`: {mode: one prompt per test problem}."""
+    from tasks.generation import generate_in_mode
     from tasks.progress import StageProgress
-    from tasks.sample import generate_in_mode
 
-    e = cfg.evaluate
-    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed)
+    common = dict(top_p=1.0, max_tokens=e.max_tokens, seed=e.seed, stop=stop, keys=[str(i) for i in test.id])
     rows = []
     # phases: per mode greedy and sampled generation, then verification, then RM scoring
     progress = StageProgress("evaluate: phases", 2 * len(prompts) + 1 + bool(rm_dir))
     for mode, mode_prompts in prompts.items():
-        n = samples_per_problem(cfg, mode)
-        greedy = generate_in_mode(cfg, model_dir, mode_prompts, mode, n=1, temperature=0.0, **common)
+        n = samples_per_problem(e, mode)
+        greedy = generate_in_mode(engine, tir, model_dir, mode_prompts, mode, n=1, temperature=0.0, **common)
         progress.advance()
-        sampled = (generate_in_mode(cfg, model_dir, mode_prompts, mode, n=n, temperature=e.temperature, **common)
-                   if n else [[] for _ in mode_prompts])
+        sampled = (generate_in_mode(engine, tir, model_dir, mode_prompts, mode, n=n, temperature=e.temperature,
+                                    **common) if n else [[] for _ in mode_prompts])
         progress.advance()
         rows += [{"problem_id": pid, "mode": mode, "kind": kind, "sample_idx": j, "prompt": prompt,
                   "response": c["response"], "n_calls": c["n_calls"], "finish_reason": c["finish_reason"], "gold": gold}
                  for pid, gold, prompt, g, outs in zip(test.id, test.gold, mode_prompts, greedy, sampled)
                  for kind, batch in (("greedy", g), ("sample", outs)) for j, c in enumerate(batch)]
-    preds = pd.DataFrame(rows)
-    verdicts = _verify(cfg, list(preds.response), list(preds.gold), list(preds.finish_reason == "length"))
+    preds = pd.DataFrame(rows, columns=None if rows else ["problem_id", "mode", "kind", "sample_idx", "prompt",
+                                                           "response", "n_calls", "finish_reason", "gold"])
+    verdicts = _verify(verify, list(preds.response), list(preds.gold), list(preds.finish_reason == "length"))
     progress.advance()
     preds["answer"] = [v.answer for v in verdicts]
     preds["correct"] = [bool(v.correct) for v in verdicts]
     preds["math_verify"] = pd.array([v.mv_correct for v in verdicts], dtype="boolean")
     sampled_rows = preds.kind == "sample"
     if rm_dir and sampled_rows.any():  # score every sampled response with the round's reward model (for rm@n)
-        from tasks.reward import score_texts
+        from tasks.rm import score_texts
         preds.loc[sampled_rows, "rm_score"] = score_texts(
             rm_dir, list(preds.prompt[sampled_rows]), list(preds.response[sampled_rows]),
-            batch_size=cfg.score.batch_size, max_length=cfg.max_length())
+            batch_size=score.batch_size, max_length=max_length)
     progress.close()
     return preds
 
 
-def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path, rm_dir: str | None = None,
-                 previous_dir: str | None = None, title: str = "Evaluation") -> dict:
-    prompts = {mode: build_prompts(list(test.question), model_dir, cfg.prompt, mode) for mode in cfg.evaluate.modes}
-    preds = predict(cfg, model_dir, test, prompts, rm_dir)
-    preds.to_parquet(out_dir / "predictions.parquet", index=False)
-
-    metrics = {"n_test": len(test), "n": cfg.evaluate.n, **_agreement(preds)}
+def finish(out_dir: Path, *, evaluate: EvaluateConfig, world: WorldConfig, previous: Path | None, title: str,
+           **_) -> dict:
+    """metrics.json and report.md from the (merged) predictions.parquet of the whole test set."""
+    test = load_test_set(evaluate, world)[0]
+    preds = pd.read_parquet(out_dir / OUTPUTS[0])
+    metrics = {"n_test": len(test), "n": evaluate.n, **_agreement(preds)}
     slices: dict[str, dict] = {}
-    for mode in cfg.evaluate.modes:
-        n, prefix = samples_per_problem(cfg, mode), "tir_" if mode == "tir" else ""
+    for mode in evaluate.modes:
+        n, prefix = samples_per_problem(evaluate, mode), "tir_" if mode == "tir" else ""
         per_problem = _per_problem(test, preds[preds["mode"] == mode])
         metrics.update(_scores(per_problem, n, prefix))
         for col in ("source", "lang", "op", "carry"):
@@ -88,27 +112,26 @@ def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path,
                     slices.setdefault(f"{col}={val}", {}).update(_scores(group, n, prefix))
     metrics["slices"] = slices
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _write_report(metrics, out_dir, previous_dir, title)
+    _write_report(metrics, out_dir, str(previous) if previous else None, title)
     return {k: v for k, v in metrics.items() if k != "slices"}
 
 
-def benchmark_dir(cfg: Config) -> Path:
+def benchmark_dir(e: EvaluateConfig) -> Path:
     import os
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
-    return Path(cfg.evaluate.data_dir or os.environ.get("SELFIMPROVE_DATA") or default)
+    return Path(e.data_dir or os.environ.get("SELFIMPROVE_DATA") or default)
 
 
-def load_test_set(cfg: Config) -> tuple[pd.DataFrame, list[dict]]:
+def load_test_set(e: EvaluateConfig, world: WorldConfig) -> tuple[pd.DataFrame, list[dict]]:
     """The evaluation problems and any bad rows: benchmarks from the data dir, or the tiny world's held-out set."""
-    from tasks.bootstrap import held_out_problems
     from tasks.sources import read_problems
+    from tasks.world import held_out_problems
 
-    e = cfg.evaluate
     if not e.benchmarks:
-        return pd.DataFrame(held_out_problems(cfg)).assign(source="world"), []
+        return pd.DataFrame(held_out_problems(world, e.n_test, e.seed)).assign(source="world"), []
     frames, bad_rows = [], []
     for name, limit in e.benchmark_limits().items():
-        path = benchmark_dir(cfg) / name / "test.jsonl"
+        path = benchmark_dir(e) / name / "test.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"benchmark {name}: {path} not found (set evaluate.data_dir, --data-dir or SELFIMPROVE_DATA)")
         rows, bad = read_problems(path)
@@ -150,7 +173,7 @@ def _disagreements(preds: pd.DataFrame) -> list[dict]:
 
 
 def _per_problem(test: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
-    from tasks.reward import best_of_n, rm_weighted_majority
+    from tasks.rm import best_of_n, rm_weighted_majority
     from tasks.verify import majority_vote, verify_batch
 
     out = test.copy()
@@ -187,3 +210,7 @@ def _scores(df: pd.DataFrame, n: int, prefix: str = "") -> dict:
         if col in df and (col == "greedy" or n > 0):
             out[prefix + name], out[f"{prefix}{name}_se"] = acc(col)
     return out
+
+
+if __name__ == "__main__":
+    stage_main(run)

@@ -1,8 +1,6 @@
 """The `grpo` stage: reinforcement learning from the last round's policy with TRL's GRPOTrainer.
 
-    from tasks.grpo import run_grpo
-    run_grpo(cfg, "runs/tiny/round-03/06-sft/model", "runs/tiny/round-03/08-reward/model",
-             "runs/tiny/rl/01-problems/problems.parquet", out_dir)       # -> out_dir/model
+    python -m tasks.grpo --spec spec.json            # or under accelerate launch (flows/launch.py)
 
 The report's shaped reward for a response with verifier verdict r_v (1 correct, 0 not) and reward
 model score r_rm:
@@ -26,8 +24,8 @@ from typing import Callable
 
 import pandas as pd
 
-from tasks.common import check_checkpoint
-from tasks.config import Config
+from tasks.common import check_checkpoint, stage_main
+from tasks.config import GrpoConfig, PromptConfig, ScoreConfig, VerifyConfig
 
 
 def shaped_reward(correct: bool, rm_score: float | None) -> float:
@@ -38,7 +36,8 @@ def shaped_reward(correct: bool, rm_score: float | None) -> float:
     return 1.0 / (1.0 + math.exp(-0.5 * max(min(rm_score, 100.0), -100.0))) + (r_v - 1.0)
 
 
-def reward_function(cfg: Config, rm_dir: str | None, max_completion_tokens: int) -> Callable[..., list[float]]:
+def reward_function(verify: VerifyConfig, score: ScoreConfig, max_length: int | None, rm_dir: str | None,
+                    max_completion_tokens: int) -> Callable[..., list[float]]:
     """The GRPO reward: our verifier (process pool, hard time limit) plus, with an RM, its score.
 
     TRL calls it with the batch's prompts and completions and the dataset's other columns (`gold`).
@@ -48,25 +47,26 @@ def reward_function(cfg: Config, rm_dir: str | None, max_completion_tokens: int)
 
     scorer = None
     if rm_dir:
-        from tasks.reward import _encode, _score_ids, load_rm
+        from tasks.rm import encode, load_rm, score_ids
         model, tokenizer = load_rm(rm_dir)
 
         def scorer(prompts: list[str], completions: list[str]) -> list[float]:
-            seqs = _encode(tokenizer, prompts, completions, cfg.max_length())
-            return _score_ids(model, seqs, model.config.pad_token_id, cfg.score.batch_size)
+            seqs = encode(tokenizer, prompts, completions, max_length)
+            return score_ids(model, seqs, model.config.pad_token_id, score.batch_size)
 
     def reward(prompts: list[str], completions: list[str], gold: list[str], completion_ids=None, **_) -> list[float]:
         # a completion that used its whole token budget was cut off (no EOS): no last-number answer
         truncated = [len(ids) >= max_completion_tokens for ids in completion_ids] if completion_ids else None
-        verdicts = verify_batch(list(completions), list(gold), timeout_s=cfg.verify.timeout_s,
-                                workers=cfg.verify.workers, truncated=truncated)
+        verdicts = verify_batch(list(completions), list(gold), timeout_s=verify.timeout_s,
+                                workers=verify.workers, truncated=truncated)
         scores = scorer(list(prompts), list(completions)) if scorer else [None] * len(completions)
         return [shaped_reward(bool(v.correct), s) for v, s in zip(verdicts, scores, strict=True)]
 
     return reward
 
 
-def run_grpo(cfg: Config, policy_dir: str, rm_dir: str | None, problems_path: Path, out_dir: Path) -> dict:
+def run(*, grpo: GrpoConfig, prompt: PromptConfig, verify: VerifyConfig, score: ScoreConfig,
+        max_length: int | None, policy: Path, rm: Path | None, problems: Path, out_dir: Path) -> dict:
     """Train the policy with GRPO on the problems' prompts -> out_dir/model."""
     import torch
     from datasets import Dataset
@@ -74,40 +74,47 @@ def run_grpo(cfg: Config, policy_dir: str, rm_dir: str | None, problems_path: Pa
     from trl import GRPOConfig, GRPOTrainer
 
     from tasks.prompts import build_prompts
-    from tasks.sft import _copy_tokenizer_config, _progress_callback
+    from tasks.training import check_distributed, finish_checkpoint, per_device_batch, progress_callback, world_size
 
-    g = cfg.grpo
+    g, policy_dir, rm_dir = grpo, str(policy), str(rm) if rm else None
     check_checkpoint(policy_dir)
-    problems = pd.read_parquet(problems_path)
+    problems = pd.read_parquet(problems)
     problems = problems[problems.gold.notna()].head(g.n_problems)
     if problems.empty:
         raise ValueError("grpo: no problem with a gold answer (the verifier reward needs one)")
-    prompts = build_prompts(list(problems.question), policy_dir, cfg.prompt, "cot")
+    prompts = build_prompts(list(problems.question), policy_dir, prompt, "cot")
     dataset = Dataset.from_dict({"prompt": prompts, "gold": [str(x) for x in problems.gold]})
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     tokenizer.padding_side = "left"  # generation pads on the left
     torch.manual_seed(g.seed)
     args = GRPOConfig(
         output_dir=str(Path(out_dir) / "_trainer"), learning_rate=g.lr, max_steps=g.max_steps,
-        per_device_train_batch_size=g.batch_size, num_generations=g.num_generations,
+        per_device_train_batch_size=per_device_batch(g.batch_size, "grpo"), num_generations=g.num_generations,
         max_completion_length=g.max_tokens, temperature=g.temperature, beta=g.beta, bf16=g.bf16,
         gradient_checkpointing=False, use_vllm=g.use_vllm, seed=g.seed, data_seed=g.seed,
         logging_steps=max(1, g.max_steps // 10), save_strategy="no", report_to=[], lr_scheduler_type="constant",
-        warmup_steps=0, dataloader_num_workers=0, deepspeed=g.deepspeed,
+        warmup_steps=0, dataloader_num_workers=0, deepspeed=g.deepspeed, use_cpu=not torch.cuda.is_available(),
     )
-    trainer = GRPOTrainer(model=policy_dir, reward_funcs=[reward_function(cfg, rm_dir, g.max_tokens)], args=args,
-                          train_dataset=dataset, processing_class=tokenizer,
-                          callbacks=[_progress_callback("grpo: steps")])
+    reward = reward_function(verify, score, max_length, rm_dir, g.max_tokens)
+    trainer = GRPOTrainer(model=policy_dir, reward_funcs=[reward], args=args, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[progress_callback("grpo: steps")])
+    check_distributed(trainer.accelerator, g.deepspeed, "grpo")
     started = time.time()
     result = trainer.train()
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     model_dir = Path(out_dir) / "model"
     trainer.save_model(str(model_dir))
-    tokenizer.padding_side = "right"
-    tokenizer.save_pretrained(str(model_dir))
-    _copy_tokenizer_config(Path(policy_dir), model_dir)
-    shutil.rmtree(Path(out_dir) / "_trainer", ignore_errors=True)
-    return {"problems": len(problems), "rm": rm_dir, "train_steps": int(result.global_step),
+    if trainer.is_world_process_zero():
+        tokenizer.padding_side = "right"
+        tokenizer.save_pretrained(str(model_dir))
+        finish_checkpoint(Path(policy_dir), model_dir)
+        shutil.rmtree(Path(out_dir) / "_trainer", ignore_errors=True)
+    return {"problems": len(problems), "with_rm": rm_dir is not None, "train_processes": world_size(),
+            "train_steps": int(result.global_step),
             "train_s": round(time.time() - started, 1),
             "reward_first": round(rewards[0], 4) if rewards else None,
             "reward_last": round(rewards[-1], 4) if rewards else None}
+
+
+if __name__ == "__main__":
+    stage_main(run)

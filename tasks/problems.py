@@ -10,73 +10,54 @@ fail the stage, `problems.on_bad: error`). `problems.evolve` adds variants of th
 The held-out test set is excluded by construction; every eval set in `decontaminate.eval_sets` is
 excluded by the 13-gram + LCS rule, and each removed problem is listed in contaminated.parquet
 with the eval item it matched.
+
+    python -m tasks.problems --spec spec.json
 """
 from __future__ import annotations
 
 import random
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from tasks import world
-from tasks.bootstrap import test_keys
-from tasks.config import Config, DecontaminateConfig
+from tasks import world as tiny_world
+from tasks.common import stage_main
+from tasks.config import DecontaminateConfig, EngineConfig, ProblemsConfig, PromptConfig, WorldConfig
 
 
-@lru_cache(maxsize=2)
-def eval_index(specs: tuple[str, ...], n: int):
-    """The n-gram index over the eval sets, built once per process."""
-    from tasks.decontaminate import NgramIndex
-    missing = [s for s in specs if not Path(s).exists()]
-    if missing:
-        raise FileNotFoundError(f"decontaminate.eval_sets: not found: {', '.join(missing)}")
-    return NgramIndex.from_specs(list(specs), n)
+def run(*, problems: ProblemsConfig, world: WorldConfig, decontaminate: DecontaminateConfig, round_k: int,
+        n_test: int, test_seed: int, out_dir: Path, policy: Path | None = None, engine: EngineConfig | None = None,
+        prompt: PromptConfig | None = None) -> dict:
+    """The round's problem pool. `policy`, `engine` and `prompt` only when file problems are
+    evolved by the policy (`needs_policy`): otherwise a new policy must not invalidate the pool."""
+    from tasks.decontaminate import decontaminate_frame
 
-
-def decontaminate_frame(df: pd.DataFrame, cfg: DecontaminateConfig, text_fields: tuple[str, ...],
-                        out_dir: Path) -> tuple[pd.DataFrame, dict]:
-    """Drop rows matching an eval item; write contaminated.parquet; counts per eval set."""
-    if not cfg.enabled or not cfg.eval_sets or df.empty:
-        return df, {"contaminated": 0}
-    from tasks.decontaminate import decontaminate_rows
-    rows = df.to_dict("records")
-    kept, pairs = decontaminate_rows(rows, eval_index(tuple(cfg.eval_sets), cfg.ngram), cfg, text_fields)
-    pd.DataFrame(pairs, columns=["item_id", "eval_set", "eval_id", "ngram", "lcs_ratio"]).to_parquet(
-        out_dir / "contaminated.parquet", index=False)
-    removed = {p["item_id"] for p in pairs}
-    per_set = pd.Series([p["eval_set"] for p in pairs], dtype=str).value_counts().to_dict()
-    return pd.DataFrame(kept, columns=df.columns), {"contaminated": len(removed),
-                                                    **{f"contaminated_{k}": int(v) for k, v in per_set.items()}}
-
-
-def run_problems(cfg: Config, round_k: int, out_dir: Path, policy_dir: str | None = None) -> dict:
-    p = cfg.problems
+    p, out_dir = problems, Path(out_dir)
+    held_out = tiny_world.test_keys(world, n_test, test_seed)
     counts: dict = {}
     if p.source == "world":
-        w = cfg.world
-        rows = world.make_problems(p.n_per_round, seed=p.seed + round_k, ops=list(w.ops),
-                                   max_digits=w.max_digits, zh_fraction=w.zh_fraction,
-                                   exclude=test_keys(cfg), prefix=f"r{round_k}-")
+        rows = tiny_world.make_problems(p.n_per_round, seed=p.seed + round_k, ops=list(world.ops),
+                                        max_digits=world.max_digits, zh_fraction=world.zh_fraction,
+                                        exclude=held_out, prefix=f"r{round_k}-")
         rows = [{**r, "source": "world"} for r in rows]
     else:
-        rows, bad = file_problems(cfg, round_k)
+        rows, bad = file_problems(p, round_k)
         pd.DataFrame(bad, columns=["file", "line", "field", "reason"]).to_parquet(out_dir / "bad_rows.parquet", index=False)
         counts["bad_rows"] = len(bad)
-    evolved = evolve(cfg, rows, round_k, policy_dir)
+    llm = (lambda msgs: _policy_replies(p, engine, prompt, str(policy), msgs)) if policy else None
+    evolved = evolve(p, rows, round_k, held_out, llm)
     df = pd.DataFrame(rows + evolved)
     counts["evolved"] = len(evolved)
-    df, removed = decontaminate_frame(df, cfg.decontaminate, ("question",), out_dir)
+    df, removed = decontaminate_frame(df, decontaminate, ("question",), out_dir)
     df.to_parquet(out_dir / "problems.parquet", index=False)
     return {"problems": len(df), "zh": int((df.lang == "zh").sum()), "with_gold": int(df.gold.notna().sum()),
             **counts, **removed}
 
 
-def file_problems(cfg: Config, round_k: int) -> tuple[list[dict], list[dict]]:
+def file_problems(p: ProblemsConfig, round_k: int) -> tuple[list[dict], list[dict]]:
     """n_per_round problems drawn (seeded by round) from every file; ids become `<source>/<id>`."""
     from tasks.sources import read_problems
 
-    p = cfg.problems
     rows, bad = [], []
     for f in p.files:
         if not Path(f.path).exists():
@@ -93,34 +74,35 @@ def file_problems(cfg: Config, round_k: int) -> tuple[list[dict], list[dict]]:
     return rows, bad
 
 
-def needs_policy(cfg: Config) -> bool:
+def needs_policy(problems: ProblemsConfig) -> bool:
     """Whether the problems stage runs the policy: evolution of file problems is model-written."""
-    return cfg.problems.source == "files" and cfg.problems.evolve.fraction > 0
+    return problems.source == "files" and problems.evolve.fraction > 0
 
 
-def evolve(cfg: Config, rows: list[dict], round_k: int, policy_dir: str | None) -> list[dict]:
+def evolve(p: ProblemsConfig, rows: list[dict], round_k: int, held_out: set, llm) -> list[dict]:
     from tasks.evolve import evolve_with_llm, evolve_world
 
-    e = cfg.problems.evolve
+    e = p.evolve
     n = round(e.fraction * len(rows))
     if n == 0:
         return []
     seed = e.seed + 7919 * round_k
-    if cfg.problems.source == "world":
+    if p.source == "world":
         return [{**r, "source": "world-evolved"}
-                for r in evolve_world(rows, n, seed=seed, kinds=list(e.kinds), exclude=test_keys(cfg))]
-    if policy_dir is None:
+                for r in evolve_world(rows, n, seed=seed, kinds=list(e.kinds), exclude=held_out)]
+    if llm is None:
         raise ValueError("problems.evolve on file problems needs the policy (model-written variants)")
     parents = random.Random(seed).choices(rows, k=n)
-    return evolve_with_llm(lambda msgs: _policy_replies(cfg, policy_dir, msgs), parents, kinds=list(e.kinds), seed=seed)
+    return evolve_with_llm(llm, parents, kinds=list(e.kinds), seed=seed)
 
 
-def _policy_replies(cfg: Config, model_dir: str, messages: list[str]) -> list[str]:
+def _policy_replies(p: ProblemsConfig, engine: EngineConfig, prompt: PromptConfig, model_dir: str,
+                    messages: list[str]) -> list[str]:
     """One sampled reply per user message from the policy, through the shared vLLM engine."""
     from tasks.engine import generate
 
-    e = cfg.problems.evolve
-    if cfg.prompt.chat_template:
+    e = p.evolve
+    if prompt.chat_template:
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(model_dir)
         prompts = [tok.apply_chat_template([{"role": "user", "content": m}], tokenize=False, add_generation_prompt=True)
@@ -128,5 +110,9 @@ def _policy_replies(cfg: Config, model_dir: str, messages: list[str]) -> list[st
     else:
         prompts = [m + "\n" for m in messages]
     outs = generate(model_dir, prompts, n=1, temperature=e.temperature, top_p=1.0, max_tokens=e.max_tokens,
-                    seed=e.seed, stop=None, engine_cfg=cfg.engine)
+                    seed=e.seed, stop=None, engine_cfg=engine)
     return [o[0]["response"] for o in outs]
+
+
+if __name__ == "__main__":
+    stage_main(run)

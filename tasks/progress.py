@@ -1,5 +1,5 @@
-"""Progress of long stages, where people look: a rich bar in the terminal and a Prefect progress
-artifact on the task run in the UI (updated at most every few seconds: each update is an API call).
+"""Progress of long stages, where people look: a rich bar in the terminal, and whatever sink the
+caller installs (flows/ wires Prefect's progress artifact; tasks/ itself never imports Prefect).
 
     from tasks.progress import StageProgress
     with StageProgress("sample: problems", total=len(problems)) as progress:
@@ -7,23 +7,43 @@ artifact on the task run in the UI (updated at most every few seconds: each upda
             ...
             progress.advance(len(chunk))
 
-Outside a Prefect task or flow run (tests, scripts) there is no artifact; without a terminal the
-bar is replaced by a log line every 10%.
+    with reporting(sink_factory):      # flows/stages.py: sink_factory(description) -> sink(done, total)
+        run_the_stage()
+
+Without a sink (tests, scripts, launched jobs) nothing is reported beyond the terminal; without a
+terminal the bar is replaced by a log line every 10%.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import sys
 import time
+from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
+
+Sink = Callable[[int, int], None]                      # (done, total)
+_sink_factory: contextvars.ContextVar[Callable[[str], Sink] | None] = contextvars.ContextVar(
+    "progress_sink_factory", default=None)
+
+
+@contextlib.contextmanager
+def reporting(sink_factory: Callable[[str], Sink] | None) -> Iterator[None]:
+    """Every StageProgress opened inside this block reports through `sink_factory(description)`."""
+    token = _sink_factory.set(sink_factory)
+    try:
+        yield
+    finally:
+        _sink_factory.reset(token)
 
 
 class StageProgress:
     def __init__(self, description: str, total: int, *, every_s: float = 5.0, show_bar: bool = True):
         self.description, self.total, self.every_s = description, max(int(total), 1), every_s
         self.done, self._last_push, self._last_log_decile = 0, 0.0, 0
-        self._artifact = _create_artifact(description)
+        self._sink = _open_sink(description)
         self._bar = self._task = None
         self._log = show_bar   # show_bar=False: the caller has its own terminal output
         if show_bar and sys.stderr.isatty():
@@ -53,37 +73,33 @@ class StageProgress:
         if self._bar is None and decile > self._last_log_decile and self._log:
             self._last_log_decile = decile
             log.info("%s: %d/%d (%d%%)", self.description, done, self.total, 100 * self.fraction)
-        if self._artifact is not None and (time.monotonic() - self._last_push >= self.every_s or done >= self.total):
+        if self._sink is not None and (time.monotonic() - self._last_push >= self.every_s or done >= self.total):
             self._push()
 
     def close(self) -> None:
-        if self._artifact is not None:
+        if self._sink is not None:
             self._push()
-            self._artifact = None
+            self._sink = None
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
 
     def _push(self) -> None:
-        from prefect.artifacts import update_progress_artifact
         self._last_push = time.monotonic()
         try:
-            update_progress_artifact(self._artifact, progress=round(100 * self.fraction, 1),
-                                     description=f"{self.description}: {self.done}/{self.total}")
+            self._sink(min(self.done, self.total), self.total)
         except Exception as e:  # the UI is a view: losing an update never fails a stage
-            log.debug("progress artifact update failed: %s", e)
+            log.debug("progress update failed: %s", e)
 
 
-def _create_artifact(description: str):
-    """A progress artifact on the current task run (None outside a Prefect run)."""
+def _open_sink(description: str) -> Sink | None:
+    factory = _sink_factory.get()
+    if factory is None:
+        return None
     try:
-        from prefect.context import TaskRunContext
-        if TaskRunContext.get() is None:
-            return None
-        from prefect.artifacts import create_progress_artifact
-        return create_progress_artifact(progress=0.0, description=description)
+        return factory(description)
     except Exception as e:
-        log.debug("no progress artifact: %s", e)
+        log.debug("no progress sink: %s", e)
         return None
 
 

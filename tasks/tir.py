@@ -98,8 +98,9 @@ def with_output(response: str, output: str) -> str:
     return f"{response.rstrip()}\n{STOP}\n{output}\n```\n"
 
 
-def trajectory_seed(seed: int, index: int, step: int) -> int:
-    """A sampling seed per (run seed, trajectory, step): reproducible, independent of batching."""
+def trajectory_seed(seed: int, index: int | str, step: int) -> int:
+    """A sampling seed per (run seed, trajectory, step): reproducible, independent of batching.
+    `index` is the trajectory's key: "<problem key>/<sample>" when problem keys are given."""
     return random.Random(f"tir-{seed}-{index}-{step}").getrandbits(31)
 
 
@@ -107,7 +108,7 @@ def trajectory_seed(seed: int, index: int, step: int) -> int:
 
 @dataclass
 class _Trajectory:
-    index: int
+    index: int | str
     prompt: str
     response: str = ""
     n_tokens: int = 0
@@ -125,17 +126,19 @@ def generate_tir(model_dir, prompts: list[str], *, n: int, temperature: float, t
                  max_tokens: int, seed: int, engine_cfg: EngineConfig, max_calls: int = 3,
                  timeout_s: float = 5.0, memory_mb: int = 512, pool=None,
                  max_output_chars: int = MAX_OUTPUT_CHARS, stop: list[str] | None = None,
-                 dedupe_calls: bool = False) -> list[list[dict]]:
+                 dedupe_calls: bool = False, keys: list[str] | None = None) -> list[list[dict]]:
     """For each prompt, n TIR completions as dicts: response, n_tokens, finish_reason, n_calls,
     exec_errors. `pool`: a tasks.sandbox.SandboxPool to share; by default one is started here.
-    `dedupe_calls`: within a step, identical (earlier cells, code) run once and share the result."""
+    `dedupe_calls`: within a step, identical (earlier cells, code) run once and share the result.
+    `keys` (problem ids, one per prompt): seeds follow the problem, not its position (shards)."""
     from tasks.engine import get_engine
     from tasks.sandbox import SandboxPool
 
     if max_calls < 0:
         raise ValueError(f"max_calls must be >= 0 (0 = never run code), got {max_calls}")
     llm = get_engine(model_dir, engine_cfg)
-    trajs = [_Trajectory(i * n + j, p) for i, p in enumerate(prompts) for j in range(n)]
+    trajs = [_Trajectory(f"{keys[i]}/{j}" if keys is not None else i * n + j, p)
+             for i, p in enumerate(prompts) for j in range(n)]
     own_pool = pool is None
     pool = SandboxPool() if own_pool else pool
     try:

@@ -226,3 +226,19 @@ def bootstrap_corpus(n: int, *, seed: int, ops: list[str], max_digits: int, zh_f
                     p["sloppy"] = slip_rng.random() < tir_sloppy_fraction
                 p["solution"] = solve_tir(p, sloppy=p["sloppy"])
     return rows
+
+
+def held_out_problems(world_cfg, n_test: int, seed: int) -> list[dict]:
+    """The tiny world's held-out test set (evaluate.n_test problems from evaluate.seed)."""
+    return make_problems(n_test, seed=seed + 99991, ops=list(world_cfg.ops), max_digits=world_cfg.max_digits,
+                         zh_fraction=world_cfg.zh_fraction, prefix="t")
+
+
+def test_keys(world_cfg, n_test: int, seed: int) -> set[tuple]:
+    """(op, a, b) of the held-out test set, kept out of every training source."""
+    return {(p["op"], p["a"], p["b"]) for p in held_out_problems(world_cfg, n_test, seed)}
+
+
+def corpus_modes(corpus) -> list[str]:
+    """Each corpus row's reasoning mode (a CoT-only corpus frame has no `mode` column)."""
+    return list(corpus["mode"]) if "mode" in corpus else ["cot"] * len(corpus)

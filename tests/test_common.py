@@ -44,8 +44,43 @@ def test_finished_stage_is_not_redone_and_stale_tmp_removed(tmp_path):
     assert finished(tmp_path / "s", "other") is None
 
 
-def test_corrupt_manifest_names_path(tmp_path):
+def test_corrupt_manifest_means_unfinished_and_the_log_names_it(tmp_path, caplog):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / MANIFEST).write_text("{not json")
-    with pytest.raises(ValueError, match=str(tmp_path / "s")):
-        read_manifest(tmp_path / "s")
+    assert read_manifest(tmp_path / "s") is None
+    assert str(tmp_path / "s" / MANIFEST) in caplog.text and "recomputed" in caplog.text
+    calls = []
+    run_stage(tmp_path / "s", "x", "k", {}, lambda d: calls.append(1) or {})
+    assert calls == [1] and read_manifest(tmp_path / "s")["key"] == "k"
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "overwrite same size"])
+def test_damaged_file_makes_the_stage_unfinished_and_is_named(tmp_path, caplog, damage):
+    def body(d):
+        (d / "data.bin").write_bytes(b"0123456789")
+        (d / "sub").mkdir()
+        (d / "sub" / "x.txt").write_text("x")
+        return {"rows": 2}
+
+    first = run_stage(tmp_path / "s", "x", "k", {}, body)
+    assert finished(tmp_path / "s", "k") == first
+    target = tmp_path / "s" / "data.bin"
+    if damage == "delete":
+        target.unlink()
+    elif damage == "truncate":
+        target.write_bytes(b"0123")
+    else:
+        import os
+        target.write_bytes(b"9876543210")
+        os.utime(target, ns=(1, 1))      # a new mtime: the digest is checked
+    assert finished(tmp_path / "s", "k") is None
+    assert "data.bin" in caplog.text and "recomputed" in caplog.text
+    again = run_stage(tmp_path / "s", "x", "k", {}, body)
+    assert target.read_bytes() == b"0123456789" and again.digest == first.digest
+
+
+def test_unchanged_files_are_not_hashed_again(tmp_path, monkeypatch):
+    run_stage(tmp_path / "s", "x", "k", {}, lambda d: (d / "f").write_text("abc") and {})
+    import tasks.common as common
+    monkeypatch.setattr(common, "sha256_file", lambda p: (_ for _ in ()).throw(AssertionError("hashed")))
+    assert finished(tmp_path / "s", "k") is not None      # size and mtime match: no digest needed

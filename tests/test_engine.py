@@ -20,7 +20,7 @@ def tiny_model(tmp_path_factory):
     rows = world.bootstrap_corpus(500, seed=0, ops=["add", "sub", "mul"], max_digits=2, zh_fraction=0.5,
                                   sloppy_fraction=0.6)
     train_tokenizer([r["question"] for r in rows] + [r["solution"] for r in rows], 400, out / "tok")
-    build_tiny_model(Config(), out / "tok", out / "model")
+    build_tiny_model(Config().bootstrap.tiny, 0, out / "tok", out / "model")
     return out / "model"
 
 

@@ -10,6 +10,10 @@ import pytest
 from tasks.config import Config, ConfigError, load_config
 from tasks.evaluate import load_test_set
 
+
+def load(cfg):
+    return load_test_set(cfg.evaluate, cfg.world)
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data missing")
 
@@ -20,7 +24,7 @@ def evaluate_config(**evaluate) -> Config:
 
 @needs_data
 def test_each_benchmark_takes_its_own_limit_or_the_common_one():
-    test, bad = load_test_set(evaluate_config(benchmarks=["gsm8k:7", "math500"], limit=3))
+    test, bad = load(evaluate_config(benchmarks=["gsm8k:7", "math500"], limit=3))
     assert bad == []
     assert test.source.value_counts().to_dict() == {"gsm8k": 7, "math500": 3}
     assert test.id.iloc[0] == "gsm8k/0" and test.gold.notna().all()
@@ -31,13 +35,13 @@ def test_each_benchmark_takes_its_own_limit_or_the_common_one():
 
 @needs_data
 def test_no_limit_reads_the_whole_benchmark():
-    test, _ = load_test_set(evaluate_config(benchmarks=["amc23"]))
+    test, _ = load(evaluate_config(benchmarks=["amc23"]))
     assert len(test) == 40
 
 
 def test_missing_benchmark_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"benchmark nosuch: .*nosuch/test.jsonl not found"):
-        load_test_set(Config.model_validate({"evaluate": {"data_dir": str(tmp_path), "benchmarks": ["nosuch"]}}))
+        load(Config.model_validate({"evaluate": {"data_dir": str(tmp_path), "benchmarks": ["nosuch"]}}))
 
 
 @pytest.mark.parametrize("entry", ["gsm8k:0", "gsm8k:many", ":5"])

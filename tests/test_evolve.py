@@ -82,8 +82,14 @@ def _cfg(tmp_path, **problems) -> Config:
     return Config.model_validate({"problems": problems, "evaluate": {"n_test": 20}})
 
 
+def run_problems(cfg, k, out_dir, policy_dir=None):
+    from tasks.problems import run
+    return run(problems=cfg.problems, world=cfg.world, decontaminate=cfg.decontaminate, round_k=k,
+               n_test=cfg.evaluate.n_test, test_seed=cfg.evaluate.seed, out_dir=out_dir, policy=policy_dir,
+               engine=cfg.engine, prompt=cfg.prompt)
+
+
 def test_problems_stage_world_with_evolution(tmp_path):
-    from tasks.problems import run_problems
     cfg = _cfg(tmp_path, n_per_round=200, evolve={"fraction": 0.25})
     counts = run_problems(cfg, 1, tmp_path)
     df = pd.read_parquet(tmp_path / "problems.parquet")
@@ -94,7 +100,6 @@ def test_problems_stage_world_with_evolution(tmp_path):
 
 
 def test_problems_stage_files_bad_rows_and_sampling(tmp_path):
-    from tasks.problems import run_problems
     path = tmp_path / "mine.jsonl"
     lines = [json.dumps({"prompt": f"What is {i} plus 1?", "target": str(i + 1)}) for i in range(30)]
     lines[4] = "{not json"
@@ -127,11 +132,11 @@ def test_problems_stage_files_evolved_by_the_policy(tmp_path, monkeypatch):
     path.write_text("".join(json.dumps({"question": f"Tom has {i} apples. How many?", "answer": str(i)}) + "\n"
                             for i in range(10)))
     cfg = _cfg(tmp_path, source="files", n_per_round=10, files=[{"path": str(path)}], evolve={"fraction": 0.5})
-    assert problems.needs_policy(cfg)
+    assert problems.needs_policy(cfg.problems)
     with pytest.raises(ValueError, match="needs the policy"):
-        problems.run_problems(cfg, 1, tmp_path)
-    monkeypatch.setattr(problems, "_policy_replies", lambda c, d, msgs: [f"Anna has {i} pears. How many?" for i in range(len(msgs))])
-    counts = problems.run_problems(cfg, 1, tmp_path, policy_dir="policy")
+        run_problems(cfg, 1, tmp_path)
+    monkeypatch.setattr(problems, "_policy_replies", lambda p, e, pr, d, msgs: [f"Anna has {i} pears. How many?" for i in range(len(msgs))])
+    counts = run_problems(cfg, 1, tmp_path, policy_dir="policy")
     df = pd.read_parquet(tmp_path / "problems.parquet")
     assert counts["evolved"] == 5 and df.gold.isna().sum() == 5 and df.parent_id.notna().sum() == 5
 

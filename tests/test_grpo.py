@@ -39,7 +39,7 @@ def tiny_policy(tmp_path_factory):
     problems = world.make_problems(200, seed=4, ops=["add"], max_digits=2, zh_fraction=0.5)
     train_tokenizer([p["question"] for p in problems] + [world.solve_cot(p) for p in problems],
                     cfg.bootstrap.tiny.vocab_size, root / "tok")
-    build_tiny_model(cfg, root / "tok", root / "policy")
+    build_tiny_model(cfg.bootstrap.tiny, cfg.run.seed, root / "tok", root / "policy")
     pd.DataFrame(problems).assign(gold=[p["gold"] for p in problems]).to_parquet(root / "problems.parquet")
     return cfg, root
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from tasks import world
 from tasks.config import Config, RewardConfig
-from tasks.reward import (best_of_n, listwise_loss, pair_accuracy, run_reward, run_score, score_texts,
+from tasks.reward import run as run_reward_stage
+from tasks.rm import (best_of_n, listwise_loss, pair_accuracy, score_texts,
                           train_reward_model)
 
 
@@ -131,7 +132,7 @@ def policy(tmp_path_factory, threads):
     problems = world.make_problems(300, seed=3, ops=["add", "sub", "mul"], max_digits=3, zh_fraction=0.5)
     texts = [p["question"] for p in problems] + [world.solve_cot(p, sloppy=s) for p in problems for s in (False, True)]
     train_tokenizer(texts, cfg.bootstrap.tiny.vocab_size, root / "tok")
-    build_tiny_model(cfg, root / "tok", root / "policy")
+    build_tiny_model(cfg.bootstrap.tiny, cfg.run.seed, root / "tok", root / "policy")
     return root / "policy"
 
 
@@ -162,6 +163,15 @@ def test_batched_scores_equal_one_at_a_time(trained):
     single = score_texts(out, prompts, responses, batch_size=1)
     assert torch.allclose(torch.tensor(batched), torch.tensor(single), atol=1e-5)
     assert seen[-1] == (len(df), len(df)) and len(seen) == math.ceil(len(df) / 7)
+
+
+def run_score(cfg, rm, verified, out_dir):
+    from tasks.score import run
+    return run(score=cfg.score, max_length=cfg.max_length(), rm=rm, verified=verified, out_dir=out_dir)
+
+
+def run_reward(cfg, policy, groups, out_dir):
+    return run_reward_stage(reward=cfg.reward, max_length=cfg.max_length(), policy=policy, groups=groups, out_dir=out_dir)
 
 
 def test_run_score_and_run_reward_write_their_outputs(trained, policy, tmp_path):

@@ -268,7 +268,7 @@ def test_generate_tir_end_to_end_with_vllm(tmp_path):
     from tasks.bootstrap import build_tiny_model, train_tokenizer
     from tasks.config import BootstrapConfig, Config, EngineConfig, TinyModelConfig, TrainConfig
     from tasks.engine import shutdown
-    from tasks.sft import train
+    from tasks.training import train
 
     # smaller than configs/tiny.yaml's model (~20% less CPU here): the format is all this test needs
     tiny = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=256)
@@ -278,7 +278,7 @@ def test_generate_tir_end_to_end_with_vllm(tmp_path):
     prompts = [world.tir_question(r["question"]) + "\n" for r in corpus]  # the prompt asked at test time
     solutions = [r["solution"] for r in corpus]
     train_tokenizer(prompts + solutions, 640, tmp_path / "tok")
-    build_tiny_model(cfg, tmp_path / "tok", tmp_path / "init")
+    build_tiny_model(cfg.bootstrap.tiny, cfg.run.seed, tmp_path / "tok", tmp_path / "init")
     stats = train(tmp_path / "init", prompts, solutions, tmp_path / "model",
                   TrainConfig(lr=3e-3, max_steps=200, batch_size=32, warmup_ratio=0.02), tiny.max_len)
     test = world.make_problems(32, seed=77, ops=["add", "sub", "mul"], max_digits=3, zh_fraction=0.5)
@@ -327,7 +327,7 @@ def test_tir_prompt_is_the_one_the_tiny_world_trains_on():
 
 
 def test_problem_modes_share_and_stability():
-    from tasks.sample import problem_modes
+    from tasks.generation import problem_modes
 
     ids = [f"p{i}" for i in range(2000)]
     modes = problem_modes(ids, 0.25, seed=0)
