@@ -32,6 +32,9 @@ def _environment() -> None:
         "VLLM_LOGGING_LEVEL": "WARNING",
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # Ray 2.60 authenticates clients with a token; it reads the mode when first imported
+        # (vLLM imports it), so it must be set before that (flows/cluster.py)
+        "RAY_AUTH_MODE": "token",
     }
     for k, v in defaults.items():
         os.environ.setdefault(k, v)

@@ -54,7 +54,7 @@ def _shard_task(stage: str, cfg: Config, shard_dir: str, shard_key: str, shard: 
 def run_remote(cmd: list[str], env: dict[str, str], cfg: Config, *, gpus: int, cpus: float) -> None:
     """One command in a Ray task holding `gpus` GPUs on one node; waits for it."""
     ray = connect(cfg)
-    task = ray.remote(_run_command_task).options(num_gpus=gpus, num_cpus=cpus, max_calls=1, max_retries=0)
+    task = ray.remote(max_calls=1)(_run_command_task).options(num_gpus=gpus, num_cpus=cpus, max_retries=0)
     ray.get(task.remote(cmd, env, os.getcwd()))
 
 
@@ -66,8 +66,8 @@ def run_shards(stage: str, cfg: Config, shards: list[tuple[Path, str, tuple[int,
     if not shards:
         return
     ray = connect(cfg)
-    task = ray.remote(_shard_task).options(num_gpus=gpus_per_job(stage, cfg), num_cpus=cfg.cluster.cpus_per_shard,
-                                           max_calls=1, max_retries=0)
+    task = ray.remote(max_calls=1)(_shard_task).options(num_gpus=gpus_per_job(stage, cfg),
+                                                        num_cpus=cfg.cluster.cpus_per_shard, max_retries=0)
     refs = [task.remote(stage, cfg, str(d), key, shard, args, os.getcwd()) for d, key, shard in shards]
     errors = []
     for ref, (_, _, shard) in zip(refs, shards):

@@ -314,7 +314,14 @@ def train_reward_model(policy_dir: str | Path, groups: pd.DataFrame, out_dir: st
                          "or a more varied policy: reward.n_problems, reward.temperature)")
     check_checkpoint(policy_dir)
     torch.manual_seed(t.seed)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=t.grad_accum,
+    on_cpu = not torch.cuda.is_available()
+    if on_cpu and t.deepspeed:
+        # as HF's Trainer does on CPU: the process group first (gloo, every launched process), then
+        # DeepSpeed on top. Accelerator(cpu=True) would drop the DeepSpeed plugin silently, and
+        # without the group each process would train alone.
+        from accelerate import PartialState
+        PartialState(cpu=True)
+    accelerator = Accelerator(cpu=on_cpu and not t.deepspeed, gradient_accumulation_steps=t.grad_accum,
                               deepspeed_plugin=_deepspeed_plugin(t.deepspeed, t),
                               mixed_precision="bf16" if t.bf16 else "no")
     check_distributed(accelerator, t.deepspeed, "reward")

@@ -13,6 +13,7 @@ sys.path.insert(0, str(REPO))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_AUTH_MODE", "token")   # read by Ray when first imported (flows/cluster.py)
 
 
 @pytest.fixture(scope="session")
