@@ -54,6 +54,19 @@ def _stop_engine() -> None:
         sys.modules["tasks.engine"].shutdown()
 
 
+def _settings(items: list[str]) -> dict:
+    """--set key.path=value pairs (values read as YAML: 4, true, [a, b]) as config overrides."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--set {item!r}: write FIELD=VALUE, e.g. --set cluster.nodes=4")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def _fail(msg: str) -> None:
     console.print(f"[bold red]error:[/] {msg}")
     raise typer.Exit(1)
@@ -67,12 +80,13 @@ def run(
     home: Optional[Path] = typer.Option(None, help="runs root (default: $SELFIMPROVE_HOME or ./runs)"),
     resume: bool = typer.Option(False, help="continue an existing run; finished stages come from cache"),
     grpo: Optional[bool] = typer.Option(None, "--grpo/--no-grpo", help="GRPO after the last round (default: grpo.enabled)"),
+    set_: list[str] = typer.Option([], "--set", help="override a config field: --set cluster.nodes=4 (repeat)"),
 ) -> None:
     """Run bootstrap + R self-improvement rounds (then GRPO, if enabled) and write runs/<run>/summary.json."""
     _environment()
     from tasks.config import ConfigError, load_config
 
-    overrides = {"run.rounds": rounds} if rounds is not None else {}
+    overrides = {**_settings(set_), **({"run.rounds": rounds} if rounds is not None else {})}
     if grpo is not None:
         overrides["grpo.enabled"] = grpo
     try:
@@ -154,26 +168,36 @@ def eval_cmd(
 
 
 @app.command()
-def plan(config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/qwen2.5-math-7b.yaml")) -> None:
+def plan(
+    config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/qwen2.5-math-7b.yaml"),
+    set_: list[str] = typer.Option([], "--set", help="override a config field: --set cluster.nodes=4 (repeat)"),
+) -> None:
     """Print how each stage of CONFIG will be launched (processes, shards, GPUs, engine); runs nothing."""
     from flows.launch import MODULES, plan as stage_plan
     from tasks.config import ConfigError, load_config
     try:
-        cfg = load_config(config)
+        cfg = load_config(config, _settings(set_))
     except ConfigError as e:
         _fail(str(e))
     c = cfg.cluster
     print(f"cluster: backend={c.backend} address={c.address or '-'} nodes={c.nodes} gpus_per_node={c.gpus_per_node} "
           f"shards={c.shard_count(cfg.engine)}")
-    stages = [s for s in MODULES if s != "grpo" or cfg.grpo.enabled]
-    columns = ["stage", "runs", "launcher", "processes", "shards", "gpus_per_job", "deepspeed", "engine", "command"]
-    table = Table(title=f"plan for {config}")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for stage in stages:
+    for stage in MODULES:
         row = stage_plan(stage, cfg)
-        table.add_row(*[str(row.get(col, "-")) for col in columns])
-    Console(width=max(160, Console().width)).print(table)
+        what = [f"{row['runs']}", row["launcher"]]
+        if row["shards"] > 1:
+            what.append(f"{row['shards']} shards")
+        if row["processes"] > 1:
+            what.append(f"{row['processes']} processes on one node")
+        what.append(f"{row['gpus_per_job']} GPU(s) per {'shard' if row['shards'] > 1 else 'job'}")
+        if row.get("deepspeed", "-") != "-":
+            what.append(f"DeepSpeed {row['deepspeed']}")
+        if "engine" in row:
+            what.append(row["engine"])
+        if stage == "grpo" and not cfg.grpo.enabled:
+            what.append("(only with --grpo)")
+        print(f"{stage:<14} " + " | ".join(what))
+        print(f"{'':<14} $ {row['command']}")
 
 
 @app.command()

@@ -79,7 +79,7 @@ def gpus_per_job(stage: str, cfg: Config) -> int:
         return cfg.engine.tensor_parallel_size
     if launched(stage, cfg):
         return train_section(stage, cfg).num_processes
-    return 1 if stage in ("score", "sft", "reward", "grpo", "bootstrap") else 0
+    return 1 if stage in ("score", "sft", "reward", "grpo") else 0
 
 
 def launch_command(stage: str, cfg: Config, spec: str, record: str, port: int | str = "PORT") -> list[str]:
@@ -105,8 +105,9 @@ def plan(stage: str, cfg: Config) -> dict:
     row = {"stage": stage, "runs": where, "shards": n, "gpus_per_job": gpus_per_job(stage, cfg)}
     if launched(stage, cfg):
         t = train_section(stage, cfg)
+        command = launch_command(stage, cfg, "SPEC.json", "RECORD.json")
         row.update(launcher="accelerate launch", processes=t.num_processes, deepspeed=t.deepspeed or "-",
-                   command=" ".join(launch_command(stage, cfg, "SPEC.json", "RECORD.json")[1:]))
+                   command="accelerate launch " + " ".join(command[3:]))
     elif n > 1:
         row.update(launcher="ray task per shard" if where == "ray" else "shards in turn", processes=1,
                    command=f"python -m {MODULES[stage]} --spec SHARD.json")

@@ -238,6 +238,10 @@ def _deepspeed_plugin(path: str | None, train_cfg):
     for precision in ("bf16", "fp16"):
         if isinstance(ds.get(precision), dict) and ds[precision].get("enabled") == "auto":
             ds[precision]["enabled"] = bool(train_cfg.bf16) and precision == "bf16"
+    # the remaining "auto" sizes (bucket sizes, ZeRO-3 prefetch) depend on the model in HF's
+    # Trainer; left out here, DeepSpeed uses its own defaults
+    zero = ds.get("zero_optimization", {})
+    ds["zero_optimization"] = {k: v for k, v in zero.items() if v != "auto"}
     return DeepSpeedPlugin(hf_ds_config=ds)
 
 
@@ -350,7 +354,8 @@ def train_reward_model(policy_dir: str | Path, groups: pd.DataFrame, out_dir: st
         tokenizer.save_pretrained(out_dir)
         finish_checkpoint(Path(policy_dir), out_dir)
     accelerator.wait_for_everyone()
-    return {"train_groups": len(train), "held_out_groups": len(held), "train_processes": world_size(), **stats}
+    return {"train_groups": len(train), "held_out_groups": len(held), "train_processes": world_size(),
+            "train_distributed": accelerator.distributed_type.value, **stats}
 
 
 def _held_out_accuracy(model, data: list, pad_id: int) -> float | None:

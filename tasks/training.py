@@ -97,7 +97,8 @@ def train(model_dir: str | Path, prompts: list[str], completions: list[str], out
         finish_checkpoint(Path(model_dir), out_dir)
     return {"train_examples": len(prompts), "train_loss": round(float(result.training_loss), 4),
             "train_steps": int(result.global_step), "train_s": round(time.time() - started, 1),
-            "train_processes": world_size(), "loss_curve": losses}
+            "train_processes": world_size(), "train_distributed": trainer.accelerator.distributed_type.value,
+            "loss_curve": losses}
 
 
 def finish_checkpoint(src: Path, out_dir: Path) -> None:

@@ -1,0 +1,159 @@
+"""Scale-out: launch plans for the GPU recipes, training as multi-process accelerate/DeepSpeed jobs
+(2 processes over gloo on CPU), and data-parallel stages sharded on a local Ray cluster.
+
+The GPU recipes cannot run here (no GPU): their plans are checked. Training with 2 processes and
+DeepSpeed ZeRO-2 runs for real on the tiny model, as does Ray with 2 shards.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows import launch
+from tasks import world
+from tasks.common import digest_json
+from tasks.config import Config, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {"bootstrap": {"tiny": {"hidden_size": 64, "num_layers": 1, "num_heads": 1, "intermediate_size": 128,
+                               "max_len": 128, "vocab_size": 300}}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans (no GPU needed)
+
+def plan_lines(config: str, *sets: str) -> dict[str, tuple[str, str]]:
+    from flows.cli import app
+    args = ["plan", str(REPO / "configs" / config)] + [x for s in sets for x in ("--set", s)]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    return {line.split()[0]: (line, lines[i + 1].strip()) for i, line in enumerate(lines[1:], 1)
+            if line and not line.startswith(" ")}
+
+
+def test_plan_of_the_7b_recipe_covers_every_gpu_of_one_node_and_of_four():
+    plan = plan_lines("qwen2.5-math-7b.yaml")
+    for stage in ("sample", "reward-sample", "evaluate"):
+        assert "ray task per shard | 8 shards | 1 GPU(s) per shard | vLLM tp=1 dtype=bfloat16" in plan[stage][0]
+    assert "8 shards | 0 GPU(s) per shard" in plan["verify"][0]        # the verifier is CPU work
+    sft, command = plan["sft"]
+    assert "accelerate launch | 8 processes on one node | 8 GPU(s) per job | DeepSpeed infra/zero3.json" in sft
+    assert command.startswith("$ accelerate launch --num_processes 8 --num_machines 1 --mixed_precision bf16")
+    assert "--multi_gpu -m tasks.sft --spec SPEC.json" in command
+    assert "DeepSpeed infra/zero2.json" in plan["reward"][0] and "-m tasks.reward " in plan["reward"][1]
+    assert "in-process" in plan["select"][0] and "in-process" in plan["problems"][0]
+    four = plan_lines("qwen2.5-math-7b.yaml", "cluster.nodes=4")
+    assert "32 shards | 1 GPU(s) per shard" in four["sample"][0]
+    assert "8 processes on one node" in four["sft"][0]          # training stays on one node
+
+
+def test_plan_of_the_1_5b_recipe_and_of_the_tiny_default():
+    plan = plan_lines("qwen2.5-math-1.5b.yaml")
+    assert "8 shards | 1 GPU(s) per shard" in plan["sample"][0]
+    assert "8 processes on one node" in plan["sft"][0] and "DeepSpeed infra/zero2.json" in plan["sft"][0]
+    tiny = plan_lines("tiny.yaml")
+    assert all(line.startswith(f"{stage:<14} this process | in-process | 0 GPU(s) per job")
+               for stage, (line, _) in tiny.items() if stage != "cluster:")
+
+
+def test_every_deepspeed_config_a_recipe_names_exists():
+    for path in (REPO / "configs").glob("*.yaml"):
+        cfg = load_config(path)
+        for section in (cfg.sft.train, cfg.reward.train, cfg.grpo, cfg.bootstrap.train):
+            if section.deepspeed:
+                assert (REPO / section.deepspeed).is_file(), (path.name, section.deepspeed)
+
+
+def test_launch_command_multi_process_only_when_asked():
+    two = Config.model_validate({"sft": {"train": {"num_processes": 2, "deepspeed": "infra/zero2.json"}}})
+    cmd = launch.launch_command("sft", two, "s.json", "r.json", 1234)
+    assert cmd[1:5] == ["-m", "accelerate.commands.launch", "--num_processes", "2"] and "--multi_gpu" in cmd
+    assert cmd[-6:] == ["-m", "tasks.sft", "--spec", "s.json", "--record", "r.json"]
+    one_ds = Config.model_validate({"reward": {"train": {"deepspeed": "infra/zero2.json"}}})
+    assert launch.launched("reward", one_ds) and "--multi_gpu" not in launch.launch_command("reward", one_ds, "s", "r")
+    assert not launch.launched("sft", Config()) and launch.launch_command("sft", Config(), "s", "r")[1:3] == ["-m", "tasks.sft"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training: 2 processes, DeepSpeed ZeRO-2, gloo
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    from tasks.bootstrap import build_tiny_model, train_tokenizer
+
+    root = tmp_path_factory.mktemp("scale")
+    cfg = Config.model_validate(TINY)
+    problems = world.make_problems(256, seed=3, ops=["add"], max_digits=2, zh_fraction=0.5)
+    train_tokenizer([p["question"] for p in problems] + [world.solve_cot(p) for p in problems], 300, root / "tok")
+    build_tiny_model(cfg.bootstrap.tiny, 0, root / "tok", root / "policy")
+    pd.DataFrame({"problem_id": [p["id"] for p in problems], "prompt": [p["question"] + "\n" for p in problems],
+                  "completion": [world.solve_cot(p) for p in problems]}).to_parquet(root / "kept.parquet")
+    return root
+
+
+def _sft(root: Path, name: str, **train) -> dict:
+    cfg = Config.model_validate({**TINY, "sft": {"train": {"lr": 1e-3, "batch_size": 32, "lr_scheduler": "constant",
+                                                           "max_steps": 8, **train}}})
+    args = dict(sft=cfg.sft, verify=cfg.verify, prompt=cfg.prompt, max_length=128, policy=root / "policy",
+                kept=[root / "kept.parquet"], corpus=None)
+    return launch.execute("sft", cfg, str(root / name), args, digest_json(name), {}).counts
+
+
+def test_sft_with_two_deepspeed_zero2_processes_matches_one_process(tiny_policy):
+    one = _sft(tiny_policy, "sft-1")
+    two = _sft(tiny_policy, "sft-zero2", num_processes=2, deepspeed="infra/zero2.json")
+    assert (one["train_processes"], two["train_processes"]) == (1, 2)
+    assert two["train_distributed"] == "DEEPSPEED" and one["train_distributed"] == "NO"
+    assert len(one["loss_curve"]) == len(two["loss_curve"]) == 8
+    # same data, same global batch: the same losses up to float reduction order (measured: equal to 4 decimals)
+    assert max(abs(a - b) for a, b in zip(one["loss_curve"], two["loss_curve"])) < 2e-3
+    assert one["loss_curve"][-1] < one["loss_curve"][0]
+
+
+def test_zero2_checkpoint_loads_into_vllm_and_decodes_like_transformers(tiny_policy):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tasks.config import EngineConfig
+    from tasks.engine import generate, shutdown
+
+    model = tiny_policy / "sft-zero2" / "model"
+    assert not (model / "training_args.bin").exists()
+    prompts = [p["question"] + "\n" for p in world.make_problems(6, seed=9, ops=["add"], max_digits=2, zh_fraction=0.5)]
+    try:
+        ours = generate(model, prompts, n=1, temperature=0.0, top_p=1.0, max_tokens=12, seed=0, stop=None,
+                        engine_cfg=EngineConfig(max_num_seqs=8))
+    finally:
+        shutdown()
+    tok = AutoTokenizer.from_pretrained(model)
+    hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+    for prompt, out in zip(prompts, ours):
+        ids = tok(prompt, return_tensors="pt").input_ids
+        with torch.inference_mode():
+            gen = hf.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id,
+                              pad_token_id=tok.pad_token_id)
+        assert tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True) == out[0]["response"], prompt
+
+
+def test_reward_model_with_two_deepspeed_processes_matches_one(tiny_policy):
+    rows = [{"problem_id": f"p{p}", "prompt": f"{p}+1=\n", "response": f"\\boxed{{{p + 1 if j % 2 else p}}}",
+             "correct": bool(j % 2)} for p in range(48) for j in range(6)]
+    pd.DataFrame(rows).to_parquet(tiny_policy / "groups.parquet")
+
+    def reward(name, **train):
+        cfg = Config.model_validate({**TINY, "reward": {"held_out_fraction": 0.1, "train": {
+            "lr": 1e-3, "batch_size": 8, "lr_scheduler": "constant", "max_steps": 5, **train}}})
+        args = dict(reward=cfg.reward, max_length=128, policy=tiny_policy / "policy", groups=tiny_policy / "groups.parquet")
+        return launch.execute("reward", cfg, str(tiny_policy / name), args, digest_json(name), {}).counts
+
+    one = reward("rm-1")
+    two = reward("rm-zero2", num_processes=2, deepspeed="infra/zero2.json")
+    assert two["train_distributed"] == "DEEPSPEED" and two["train_processes"] == 2
+    assert max(abs(a - b) for a, b in zip(one["loss_curve"], two["loss_curve"])) < 2e-3
+    assert one["rm_pair_acc"] == two["rm_pair_acc"]
+    assert (tiny_policy / "rm-zero2" / "model" / "config.json").exists()
