@@ -99,7 +99,8 @@ def finish(out_dir: Path, *, evaluate: EvaluateConfig, world: WorldConfig, previ
            **_) -> dict:
     """metrics.json and report.md from the (merged) predictions.parquet of the whole test set."""
     test = load_test_set(evaluate, world)[0]
-    preds = pd.read_parquet(out_dir / OUTPUTS[0])
+    preds = _in_order(pd.read_parquet(out_dir / OUTPUTS[0]), test, evaluate.modes)
+    preds.to_parquet(out_dir / OUTPUTS[0], index=False)
     metrics = {"n_test": len(test), "n": evaluate.n, **_agreement(preds)}
     slices: dict[str, dict] = {}
     for mode in evaluate.modes:
@@ -114,6 +115,16 @@ def finish(out_dir: Path, *, evaluate: EvaluateConfig, world: WorldConfig, previ
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_report(metrics, out_dir, str(previous) if previous else None, title)
     return {k: v for k, v in metrics.items() if k != "slices"}
+
+
+def _in_order(preds: pd.DataFrame, test: pd.DataFrame, modes: list[str]) -> pd.DataFrame:
+    """Predictions in one order however they were sharded: by mode, test problem, greedy before
+    samples, sample index (what one unsharded run writes)."""
+    keys = pd.DataFrame({"_mode": preds["mode"].map({m: i for i, m in enumerate(modes)}),
+                         "_problem": preds.problem_id.map({pid: i for i, pid in enumerate(test.id)}),
+                         "_sampled": preds.kind != "greedy", "_idx": preds.sample_idx})
+    order = keys.sort_values(list(keys.columns), kind="stable").index
+    return preds.loc[order].reset_index(drop=True)
 
 
 def benchmark_dir(e: EvaluateConfig) -> Path:

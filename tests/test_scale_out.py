@@ -157,3 +157,86 @@ def test_reward_model_with_two_deepspeed_processes_matches_one(tiny_policy):
     assert max(abs(a - b) for a, b in zip(one["loss_curve"], two["loss_curve"])) < 2e-3
     assert one["rm_pair_acc"] == two["rm_pair_acc"]
     assert (tiny_policy / "rm-zero2" / "model" / "config.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: a local cluster started by the test, 2 shards
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """`ray start --head --num-cpus 2` on a free port, its own temp dir; its processes killed after
+    (`ray stop` would stop every Ray on the machine)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    import psutil
+
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))     # short: Ray's socket paths have a length limit
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    ray_cli = Path(sys.executable).parent / "ray"
+    subprocess.run([str(ray_cli), "start", "--head", "--num-cpus", "2", "--port", str(launch.free_port()),
+                    "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                   check=True, env=env, timeout=300, capture_output=True)
+    address = (temp / "ray_current_cluster").read_text().strip()
+    yield address
+    import ray
+    ray.shutdown()
+    mine = [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
+    family = {p.pid: p for p in mine}
+    for p in mine:
+        try:
+            family.update({c.pid: c for c in p.children(recursive=True)})
+        except psutil.NoSuchProcess:
+            pass
+    for p in family.values():
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+@pytest.fixture(scope="module")
+def smoke_bootstrap(tmp_path_factory):
+    """The smoke config's round-0 policy (pretrained a little: a random model's near-flat
+    distributions would make any comparison of samples meaningless)."""
+    from tasks.bootstrap import run as bootstrap
+
+    cfg = load_config(REPO / "configs" / "smoke.yaml")
+    root = tmp_path_factory.mktemp("smoke-bootstrap")
+    bootstrap(bootstrap=cfg.bootstrap, world=cfg.world, prompt=cfg.prompt, seed=0, n_test=cfg.evaluate.n_test,
+              test_seed=cfg.evaluate.seed, out_dir=root)
+    return cfg, root
+
+
+def _stage(stage, cfg, out_dir, **args):
+    from flows.stages import stage_args, stage_key
+    full = stage_args(stage, cfg, args)
+    return launch.execute(stage, cfg, str(out_dir), full, stage_key(stage, full), {})
+
+
+def test_ray_shards_give_the_local_backends_samples_verdicts_and_metrics(ray_cluster, smoke_bootstrap, tmp_path):
+    from flows.round import held_out
+    base, boot = smoke_bootstrap
+    on_ray = base.model_copy(update={"cluster": base.cluster.model_copy(
+        update={"backend": "ray", "address": ray_cluster, "shards": 2})})
+    outputs = {}
+    for name, cfg in (("local", base), ("ray", on_ray)):
+        d = tmp_path / name
+        problems = _stage("problems", cfg, d / "problems", round_k=1, **held_out(cfg), policy=None, engine=None,
+                          prompt=None)
+        samples = _stage("sample", cfg, d / "sample", policy=boot / "model", problems=Path(problems.dir) / "problems.parquet")
+        verified = _stage("verify", cfg, d / "verify", samples=Path(samples.dir) / "samples.parquet",
+                          problems=Path(problems.dir) / "problems.parquet")
+        evaluation = _stage("evaluate", cfg, d / "evaluate", stop=[], max_length=cfg.max_length(),
+                            policy=boot / "model", rm=None, previous=None, title="t")
+        outputs[name] = (samples, verified, evaluation)
+    (ls, lv, le), (rs, rv, re_) = outputs["local"], outputs["ray"]
+    assert rs.counts["shards"] == rv.counts["shards"] == re_.counts["shards"] == 2 and "shards" not in ls.counts
+    assert not Path(rs.dir + ".shards").exists()           # merged, then the shard folders go
+    for local, ray in ((ls, rs), (lv, rv), (le, re_)):
+        name = {"sample": "samples.parquet", "verify": "verified.parquet", "evaluate": "predictions.parquet"}[local.stage]
+        pd.testing.assert_frame_equal(pd.read_parquet(Path(local.dir) / name), pd.read_parquet(Path(ray.dir) / name))
+        assert {k: v for k, v in ray.counts.items() if k != "shards"} == local.counts
+    assert json.loads((Path(le.dir) / "metrics.json").read_text()) == json.loads((Path(re_.dir) / "metrics.json").read_text())
