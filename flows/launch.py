@@ -101,14 +101,14 @@ def launch_command(stage: str, cfg: Config, spec: str, record: str, port: int | 
 def plan(stage: str, cfg: Config) -> dict:
     """How `stage` will run under `cfg`, as `selfimprove plan` shows it."""
     n = shard_count(stage, cfg)
-    where = "ray" if cfg.cluster.backend == "ray" and (n > 1 or launched(stage, cfg)) else "this process"
+    where = "ray" if cfg.cluster.backend == "ray" and (stage in SHARDED or launched(stage, cfg)) else "this process"
     row = {"stage": stage, "runs": where, "shards": n, "gpus_per_job": gpus_per_job(stage, cfg)}
     if launched(stage, cfg):
         t = train_section(stage, cfg)
         command = launch_command(stage, cfg, "SPEC.json", "RECORD.json")
         row.update(launcher="accelerate launch", processes=t.num_processes, deepspeed=t.deepspeed or "-",
                    command="accelerate launch " + " ".join(command[3:]))
-    elif n > 1:
+    elif where == "ray" or n > 1:
         row.update(launcher="ray task per shard" if where == "ray" else "shards in turn", processes=1,
                    command=f"python -m {MODULES[stage]} --spec SHARD.json")
     else:
@@ -126,7 +126,7 @@ def plan(stage: str, cfg: Config) -> dict:
 def execute(stage: str, cfg: Config, out_dir: str, args: dict, key: str, inputs: dict) -> StageResult:
     """Run the stage (arguments already resolved to paths) into out_dir, atomically."""
     n = shard_count(stage, cfg)
-    if n > 1:
+    if stage in SHARDED and (n > 1 or cfg.cluster.backend == "ray"):
         return _sharded(stage, cfg, Path(out_dir), args, key, inputs, n)
     if launched(stage, cfg):
         from tasks.engine import shutdown
@@ -146,7 +146,7 @@ def _job(stage: str, cfg: Config, tmp: Path, args: dict, shard: tuple[int, int] 
     record = jobs / f"{tmp.name}.record.json"
     cmd = launch_command(stage, cfg, str(spec), str(record), free_port())
     env = job_env(cfg, shard)
-    log.info("%s: %s", stage, " ".join(cmd))
+    _logger().info("%s: %s", stage, " ".join(cmd))
     if on_ray:
         from flows.cluster import run_remote
         run_remote(cmd, env, cfg, gpus=gpus_per_job(stage, cfg), cpus=cfg.cluster.cpus_per_shard)
@@ -161,7 +161,8 @@ def _sharded(stage: str, cfg: Config, out_dir: Path, args: dict, key: str, input
     shard_keys = [digest_json({"stage_key": key, "shard": [i, n]}) for i in range(n)]
     dirs = [shards_dir / f"shard-{i:03d}-of-{n:03d}" for i in range(n)]
     todo = [i for i in range(n) if finished(dirs[i], shard_keys[i]) is None]
-    log.info("%s: %d shards, %d finished before, %d to run (%s)", stage, n, n - len(todo), len(todo), cfg.cluster.backend)
+    _logger().info("%s: %d shards, %d finished before, %d to run (%s)", stage, n, n - len(todo), len(todo),
+                   cfg.cluster.backend)
     if cfg.cluster.backend == "ray":
         from flows.cluster import run_shards
         run_shards(stage, cfg, [(dirs[i], shard_keys[i], (i, n)) for i in todo], args)
@@ -172,11 +173,15 @@ def _sharded(stage: str, cfg: Config, out_dir: Path, args: dict, key: str, input
                       lambda tmp, i=i: entry(**args, shard=(i, n), out_dir=tmp))
 
     def merge(tmp: Path) -> dict:
+        from tasks.common import read_manifest, write_json_atomic
         from tasks.shards import concat_parts
         mod = module(stage)
         for name in mod.OUTPUTS:
             concat_parts(dirs, name, tmp)
-        return {**mod.finish(tmp, **args), "shards": n}
+        # which shard was computed when (a resumed stage shows the shards it reused)
+        write_json_atomic(tmp / "shards.json", [{k: m.get(k) for k in ("key", "finished_at", "wall_s", "counts")}
+                                                for m in map(read_manifest, dirs)])
+        return mod.finish(tmp, **args)
 
     result = run_stage(out_dir, stage, key, inputs, merge)
     shutil.rmtree(shards_dir, ignore_errors=True)   # merged: the stage folder holds it all
@@ -223,6 +228,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except OSError:
         pass
+
+
+def _logger():
+    """The Prefect run logger inside a task run (its lines reach the console and the UI), else ours."""
+    try:
+        from prefect.logging import get_run_logger
+        return get_run_logger()
+    except Exception:
+        return log
 
 
 def free_port() -> int:

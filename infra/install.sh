@@ -23,7 +23,8 @@ if [ ! -f "$VENV/.vllm-ok" ]; then
   "$VENV/bin/python" -m pip uninstall -y torchvision torchaudio torchcodec || true
   touch "$VENV/.vllm-ok"
 fi
-$PIP -r infra/requirements.txt
+# DeepSpeed: no CUDA ops at install time (there may be no CUDA); the CPU ops it needs JIT-compile
+DS_BUILD_OPS=0 $PIP -r infra/requirements.txt
 $PIP --no-deps -e .
 for opt in "$@"; do
   case "$opt" in
@@ -39,6 +40,8 @@ bash infra/install-sandbox.sh || echo "WARNING: sandbox isolation tool not insta
 # The whole stack must import together; fail the install here, not in the middle of a round.
 "$VENV/bin/python" - <<'PY'
 import torch, vllm, transformers, trl, prefect, math_verify, fastapi, pandas, pyarrow, sympy, typer, rich
+import accelerate, deepspeed, ray
 print(f"stack ok: torch {torch.__version__}, vllm {vllm.__version__}, transformers {transformers.__version__}, "
-      f"trl {trl.__version__}, prefect {prefect.__version__}, fastapi {fastapi.__version__}")
+      f"trl {trl.__version__}, prefect {prefect.__version__}, fastapi {fastapi.__version__}, "
+      f"accelerate {accelerate.__version__}, deepspeed {deepspeed.__version__}, ray {ray.__version__}")
 PY

@@ -148,6 +148,7 @@ def run_stage(final_dir: Path, stage: str, key: str, inputs: dict[str, str],
         manifest = {
             "stage": stage, "key": key, "digest": digest, "inputs": inputs, "files": files,
             "counts": counts, "versions": versions(), "wall_s": round(time.time() - started, 2),
+            "finished_at": round(time.time(), 3),
         }
         write_json_atomic(tmp / MANIFEST, manifest)  # last: its existence means the work completed
         if final_dir.exists():

@@ -2,7 +2,10 @@
 
 Starting vLLM costs 25-50 s on CPU; loading new weights of the same architecture into a running
 engine costs ~0.1 s. So `get_engine(model_dir, cfg)` starts an engine once and, for a later
-checkpoint of the same architecture and tokenizer, reloads weights in place.
+checkpoint of the same architecture and tokenizer, reloads weights in place (through
+tasks/engine_ext.py, which rebuilds the CPU kernels' packed weights: vLLM's own reload left a
+tied output projection on the first checkpoint's weights). Outputs depend only on (weights,
+prompt, per-request seed): a resumed run or a shard gets what an uninterrupted run gets.
 
 vLLM spawns worker processes: the entry point must sit under `if __name__ == "__main__":`
 (the `selfimprove` console script does).
@@ -36,6 +39,8 @@ def _start(model_dir: Path, cfg: EngineConfig):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.kv_cache_gb))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # split-KV decode attention sums in an order that depends on the thread count and the batch
+    os.environ.setdefault("VLLM_CPU_ATTN_SPLIT_KV", "0")
     from vllm import LLM
 
     import torch
@@ -50,9 +55,13 @@ def _start(model_dir: Path, cfg: EngineConfig):
     if cfg.max_num_batched_tokens:
         extra["max_num_batched_tokens"] = cfg.max_num_batched_tokens
     log.info("starting vLLM engine on %s", model_dir)
-    return LLM(model=str(model_dir), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager, seed=cfg.seed,
-               tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
-               gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=cfg.max_model_len, **extra)
+    llm = LLM(model=str(model_dir), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager, seed=cfg.seed,
+              tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
+              gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=cfg.max_model_len,
+              worker_extension_cls="tasks.engine_ext.DeterministicCPU", **extra)
+    if not torch.cuda.is_available():
+        llm.collective_rpc("pad_single_row_gemm")
+    return llm
 
 
 def get_engine(model_dir: str | Path, cfg: EngineConfig):
@@ -65,7 +74,7 @@ def get_engine(model_dir: str | Path, cfg: EngineConfig):
             _engine.update(llm=_start(model_dir, cfg), signature=sig, weights=str(model_dir))
         elif _engine["weights"] != str(model_dir):
             llm = _engine["llm"]
-            llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model_dir)})
+            llm.collective_rpc("reload_weights_repacked", kwargs={"weights_path": str(model_dir)})
             llm.reset_prefix_cache()
             _engine["weights"] = str(model_dir)
             log.info("reloaded weights from %s", model_dir)

@@ -233,10 +233,55 @@ def test_ray_shards_give_the_local_backends_samples_verdicts_and_metrics(ray_clu
                             policy=boot / "model", rm=None, previous=None, title="t")
         outputs[name] = (samples, verified, evaluation)
     (ls, lv, le), (rs, rv, re_) = outputs["local"], outputs["ray"]
-    assert rs.counts["shards"] == rv.counts["shards"] == re_.counts["shards"] == 2 and "shards" not in ls.counts
-    assert not Path(rs.dir + ".shards").exists()           # merged, then the shard folders go
+    for result in (rs, rv, re_):
+        assert len(json.loads((Path(result.dir) / "shards.json").read_text())) == 2
+        assert not Path(result.dir + ".shards").exists()           # merged, then the shard folders go
+    assert not (Path(ls.dir) / "shards.json").exists()
     for local, ray in ((ls, rs), (lv, rv), (le, re_)):
         name = {"sample": "samples.parquet", "verify": "verified.parquet", "evaluate": "predictions.parquet"}[local.stage]
         pd.testing.assert_frame_equal(pd.read_parquet(Path(local.dir) / name), pd.read_parquet(Path(ray.dir) / name))
-        assert {k: v for k, v in ray.counts.items() if k != "shards"} == local.counts
+        assert ray.counts == local.counts
     assert json.loads((Path(le.dir) / "metrics.json").read_text()) == json.loads((Path(re_.dir) / "metrics.json").read_text())
+
+
+def test_sigkill_during_a_sharded_stage_then_resume_reruns_only_the_unfinished_shard(ray_cluster, tmp_path):
+    """The CLI killed after shard 0 of round 1's sample stage finished; --resume runs shard 1 only."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "runs"
+    sets = [f"cluster.address={ray_cluster}", "cluster.backend=ray", "cluster.shards=2",
+            "cluster.cpus_per_shard=2",          # one shard at a time on the 2-CPU cluster: a kill lands between them
+            "evaluate.n_test=8", "evaluate.n=1", "evaluate.modes=[cot]", "reward.enabled=false",
+            "problems.n_per_round=16", "problems.evolve.fraction=0", "sample.tir_fraction=0"]
+    args = [sys.executable, "-m", "flows.cli", "run", str(REPO / "configs" / "smoke.yaml"), "--home", str(home),
+            "--rounds", "1", *[x for s in sets for x in ("--set", s)]]
+    shards = home / "smoke" / "round-01" / "02-sample.shards"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(args, cwd=REPO, stdout=open(tmp_path / "first.log", "w"), stderr=subprocess.STDOUT,
+                             env=env, start_new_session=True)
+    deadline = time.time() + 900
+    while not list(shards.glob("shard-*/manifest.json")):
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        assert time.time() < deadline, "no shard of round 1's sample stage finished"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    killed_at = time.time()
+    first.wait()
+    done_before = {m.parent.name: m.read_bytes() for m in shards.glob("shard-*/manifest.json")}
+    assert len(done_before) == 1, "the kill landed after both shards"
+    resumed = subprocess.run([*args, "--resume"], cwd=REPO, capture_output=True, text=True, env=env, timeout=1500)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    log = resumed.stdout + resumed.stderr
+    assert "sample: 2 shards, 1 finished before, 1 to run (ray)" in log
+    stage = home / "smoke" / "round-01" / "02-sample"
+    assert json.loads((stage / "manifest.json").read_text())["counts"]["samples"] == 16 * 2
+    # the shard records: the one finished before the kill was reused as it was, the other ran on resume
+    records = json.loads((stage / "shards.json").read_text())
+    reused = [r for r in records if r["finished_at"] < killed_at]
+    assert len(reused) == 1 and len(records) == 2
+    before = json.loads(next(iter(done_before.values())))
+    assert reused[0]["finished_at"] == before["finished_at"] and reused[0]["key"] == before["key"]
