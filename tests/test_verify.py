@@ -291,7 +291,7 @@ EXTRACTION = [
     ("Comparing the options, the best one is\n(A)", "A"), (TIR, "42"),
     ("```python\nprint(7/2)\n```\n```output\n3.5\n```", "3.5"),
     ("I first guessed \\boxed{1}.\n```python\nprint(7)\n```\n```output\n7\n```\nSo \\boxed{7}.", "7"),
-    ("She has 5 apples and eats 2, leaving 3", "3"), ("It costs 1,000 dollars", "1000"),
+    ("She has 5 apples and eats 2, leaving 3", "3"), ("It costs 1,000 dollars", "1,000"),
     ("The final answer is $\\boxed{\\$32,\\!348}$.", r"\$32,\!348"),
     ("The answer is $\\$32$.", r"\$32"),
 ]
@@ -315,13 +315,14 @@ def test_extract_answer_none(response):
 LOOPING = "Now, we can add the two equations:\n\n$-4 + 4x + 4x > 4$\n\nNow, we can add the two equations:"
 
 
-def test_truncated_response_has_no_last_number_fallback():
-    assert extract_answer(LOOPING) == "4"
+def test_truncated_response_has_no_unmarked_fallback():
+    assert extract_answer(LOOPING) == "-4 + 4x + 4x > 4"  # the last inline math, not its last number
     assert extract_answer(LOOPING, truncated=True) is None
     assert extract_answer(r"so \boxed{4} and then more text 7", truncated=True) == "4"
     assert extract_answer("The answer is 12. Also 13", truncated=True) == "12"
     verdicts = verify_batch([LOOPING, LOOPING], ["4", "4"], truncated=[False, True], timeout_s=10)
-    assert [(v.status, v.answer) for v in verdicts] == [("correct", "4"), ("no_answer", None)]
+    assert [(v.status, v.answer) for v in verdicts] == [("wrong", "-4 + 4x + 4x > 4"),
+                                                        ("no_answer", None)]
     with pytest.raises(ValueError, match="truncated flags"):
         verify_batch([LOOPING], ["4"], truncated=[True, False])
 
