@@ -39,8 +39,8 @@ def load_golds(data: Path = DATA, limit: int | None = None) -> dict[str, list[st
 
 def reformats(gold: str) -> list[tuple[str, str]]:
     """(kind, response) pairs: the gold rewritten the ways models write the same answer."""
-    from tasks.answer_norm import (_is_text, choice_letter, clean, parse_number, parse_structure,
-                                   split_top)
+    from tasks.answer_norm import choice_letter, clean, parse_number
+    from tasks.answer_structure import _is_text, parse_structure, split_top
 
     boxed = "Therefore, the final answer is $\\boxed{{{}}}$.".format
     out = [("dollars", f"The answer is ${gold}$.")]
