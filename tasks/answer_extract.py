@@ -17,7 +17,7 @@ from tasks.answer_norm import MAX_ANSWER
 _BOXED = re.compile(r"\\(?:boxed|fbox)\b\s*")
 _PHRASE = re.compile(
     r"(?i:final answer is|the answer is|answer is|final answer\s*[:：]|answer\s*[:：])"
-    r"|答案是|答案为|答案\s*[:：]|####"
+    r"|最终答案是|最终答案\s*[:：]|答案是|答案为|答案\s*[:：]|####"
 )
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
 _CHOICE = re.compile(
@@ -33,6 +33,7 @@ _GLUE = re.compile(
 )
 _BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*\$?\s*$")
 _WORD = re.compile(r"[A-Za-z]{3,}")
+_SHORT_WORDS = re.compile(r"(?i)\b(?:so|is|it|we|as|at|be|by|if|of|on|to|an|my|do|us|am|me)\b")
 _MATH_VERIFY_WINDOW = 3000  # math-verify's patterns look at this many final characters
 
 
@@ -42,8 +43,8 @@ def extract_answer(response: str, *, truncated: bool = False) -> str | None:
     Rules, first hit wins: in a TIR response (one with a ```output block) only the text after the
     last output block counts, then that block's last line. Then the final \\boxed{}/\\fbox{}
     (nested braces; boxes joined only by separators, "and"/"or" and part labels are one
-    multi-part answer "3, 5"), unless a "final answer is" / "The answer is" / "Answer:" / 答案是 /
-    "####" phrase with a usable answer comes after it, in which case the phrase wins; a bold
+    multi-part answer "3, 5"), unless a "final answer" phrase with a math answer comes after it;
+    then the last "final answer is" / "The answer is" / "Answer:" / 答案是 / "####" phrase; a bold
     **answer** near the end; a multiple-choice letter ("option B", 选C). With none of those: the
     whole response when it is a bare answer ("1000,99", "$(0;0;0)$"), else math-verify's own
     LaTeX and expression patterns on the end of the text (the last inline math `$x \\geq 5$`, a
@@ -89,7 +90,7 @@ def _marked_answer(text: str) -> str | None:
     boxed, boxed_end = _final_boxes(text)
     phrase = _last_phrase(text)
     if boxed is not None and phrase is not None and phrase[0] > boxed_end and _usable(phrase[1]):
-        return _cap(phrase[1]) or ""  # "\boxed{255} ... the final answer is $10,455$"
+        return _cap(phrase[1]) or ""  # "\boxed{255} ... The final answer is $10,455$"
     for found in (boxed, phrase and phrase[1], _last_bold(text), _last_choice(text)):
         if found is not None:
             return _cap(found) or ""
@@ -198,7 +199,8 @@ def _find_unescaped(text: str, token: str, start: int) -> int:
 
 
 def _last_phrase(text: str) -> tuple[int, str | None] | None:
-    """(position, answer) of the last answer phrase, or None without one. A sentence after the
+    """(position, answer) of the last answer phrase, or None without one; the position is -1
+    unless it says "final answer" (only those overrule a box). A sentence after the
     phrase ("Final Answer: The largest $n$ is 34") gives the answer inside it, found with
     math-verify's patterns; a sentence without math gives None (later rules look)."""
     last = None
@@ -206,14 +208,15 @@ def _last_phrase(text: str) -> tuple[int, str | None] | None:
         pass
     if last is None:
         return None
+    position = last.start() if re.match(r"(?i)final|最终", last.group(0)) else -1
     span, delimited = _answer_span(text[last.end() :])
     if span and "\\boxed" in span:
-        return last.start(), _last_boxed(span)
+        return position, _last_boxed(span)
     if span and not delimited and len(_WORD.findall(_without_wrappers(span))) >= 2:
         if not re.search(r"[\d$\\]", span):
-            return None if len(_WORD.findall(span)) >= 5 else (last.start(), span)
-        return last.start(), math_verify_extract(span)
-    return last.start(), span
+            return None if len(_WORD.findall(span)) >= 5 else (position, span)
+        return position, math_verify_extract(span)
+    return position, span
 
 
 def _last_bold(text: str) -> str | None:
@@ -245,11 +248,20 @@ def _without_wrappers(s: str) -> str:
 
 def _unmarked_answer(text: str) -> str | None:
     """A response with no marked answer: the whole of it when it is a bare answer (one short
-    line with no prose: "1000,99", "1 1/2", "$(0;0;0)$", "185\\"), else math-verify's patterns."""
+    line with no prose: "1000,99", "1 1/2", "$(0;0;0)$", "$x=2$ or $x=3$", "185\\"), else
+    math-verify's patterns."""
     whole = text.strip()
-    if len(whole) <= 200 and "\n" not in whole and not _WORD.search(_without_wrappers(whole)):
-        return whole.rstrip(".。").strip()
-    return math_verify_extract(text)
+    return whole.rstrip(".。").strip() if _is_bare(whole) else math_verify_extract(text)
+
+
+def _is_bare(text: str) -> bool:
+    if len(text) > 200 or "\n" in text:
+        return False
+    if len(re.findall(r"(?<!\\)\$", text)) >= 2 or "\\(" in text:  # math in delimiters: nothing
+        outside = re.sub(r"(?<!\\)\$[^$]*(?<!\\)\$|\\\(.*?\\\)", " ", text)  # else but "or"
+        return not re.sub(r"\b(?:and|or)\b|[\s,;.]", "", outside)
+    prose = _without_wrappers(text)
+    return not _WORD.search(prose) and not _SHORT_WORDS.search(prose)
 
 
 def math_verify_extract(text: str) -> str | None:
