@@ -249,11 +249,12 @@ def _clock_equal(pred: str, gold: str) -> bool:
 
 
 LABEL = re.compile(
-    r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?'*|[A-Za-z]\([a-z]\)"
+    r"[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?'*|[A-Za-z]\((?:[a-zA-Z]|-?\d+(?:\.\d+)?)\)"  # f(x), f(1)
     r"|\\(?:alpha|beta|gamma|delta|theta|phi|varphi|lambda|mu|omega|rho|sigma|tau)"
     r"|\|?[A-Z]{2,3}\|?|\\overline\{[A-Z]{2}\}"  # segments: AB, |AB|
     r"|\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\)"  # a tuple of names: (p, q)
-    r"|[A-Za-z](?:_\{?\w{1,3}\}?)?(?:\s*:\s*[A-Za-z](?:_\{?\w{1,3}\}?)?)+"  # a ratio: V_1:V_2
+    r"|(?:[A-Za-z](?:_\{?\w{1,3}\}?)?|[A-Z]{2,3})(?:\s*:\s*(?:[A-Za-z](?:_\{?\w{1,3}\}?)?|[A-Z]{2,3}))+"
+    # ... a ratio: V_1:V_2, AB:BC
 )
 _FUNCTION_VALUE = re.compile(r"y|[a-z]\([a-z]\)")  # y = 2x+3 and f(x) = 2x+3 name the same thing
 

@@ -115,6 +115,9 @@ def parse_structure(s: str, depth: int = 0) -> tuple:
     parts = split_top(s, re.compile(r"\\cup(?![A-Za-z])"))
     if len(parts) > 1:
         return ("union", [parse_structure(p, depth + 1) for p in parts])
+    if s.startswith("(a)") and "(b)" in s:  # "(a) 5 (b) 7": the parts of a multi-part answer
+        parts = re.split(r"\s*\([a-h]\)\s*", s)[1:]
+        return ("set", [parse_structure(p.strip(" ,;"), depth + 1) for p in parts])
     single = len(split_top(s, _LIST_SEP)) == 1
     if split_label(s)[0] or len(split_top(s, re.compile("="))) == 2 or (single and "=" in s):
         return _equation(s, depth)
@@ -125,12 +128,21 @@ def parse_structure(s: str, depth: int = 0) -> tuple:
 
 
 def _equation(s: str, depth: int) -> tuple:
+    """An equation node. A tuple label with a tuple of values, (x, y) = (1, 2), is the labelled
+    parts x = 1, y = 2; a computation, 2(1+3) = 8, is its result."""
     label, rhs = split_label(s)
     if label:
-        return ("eq", label, parse_structure(rhs, depth + 1), rhs, True)
+        node = parse_structure(rhs, depth + 1)
+        names = [n.strip() for n in label.strip("()").split(",")] if label.startswith("(") else []
+        if len(names) > 1 and node[0] == "seq" and len(node[3]) == len(names):
+            return ("set", [("eq", n, item, "", True) for n, item in zip(names, node[3])])
+        return ("eq", label, node, rhs, True)
     sides = split_top(s, re.compile("="))
     if len(sides) < 2 or not sides[0] or not sides[-1]:
         return ("leaf", s)
+    arithmetic = re.sub(r"\\(?:frac|dfrac|cdot|times|div|sqrt)\b", "+", sides[0])
+    if not re.search(r"[A-Za-z]", arithmetic) and re.search(r"\d\s*[-+*/^(]", arithmetic):
+        return parse_structure(sides[-1], depth + 1)
     return ("eq", sides[0], ("leaf", sides[-1]), sides[-1], False)
 
 

@@ -81,6 +81,8 @@ def _same(p: tuple, g: tuple) -> bool:
         return _same_eq(p, g)
     if p[0] in _COLLECTIONS and g[0] in _COLLECTIONS:
         return _same_items(p[-1], g[-1])
+    if p[0] == "set" and g[0] == "seq" and len(p[1]) == len(g[3]) > 1 and all(map(_labelled, p[1])):
+        return all(_same(a, b) for a, b in zip(p[1], g[3]))  # x = 1, y = 2 for the gold (1, 2)
     if p[0] in _COLLECTIONS and len(p[-1]) == 1:
         return _same(p[-1][0], g)
     if g[0] in _COLLECTIONS and len(g[-1]) == 1:
