@@ -88,10 +88,13 @@ def _last_line(output: str) -> str | None:
 def _marked_answer(text: str) -> str | None:
     """The first rule's answer; "" when a rule matched but its answer is unusable; else None."""
     boxed, boxed_end = _final_boxes(text)
-    phrase = _last_phrase(text)
-    if boxed is not None and phrase is not None and phrase[0] > boxed_end and _usable(phrase[1]):
-        return _cap(phrase[1]) or ""  # "\boxed{255} ... The final answer is $10,455$"
-    for found in (boxed, phrase and phrase[1], _last_bold(text), _last_choice(text)):
+    if boxed is not None:
+        later = _last_phrase(text[boxed_end:])  # "\boxed{255} ... The final answer is $10,455$"
+        found = later[1] if later and later[0] >= 0 and _usable(later[1]) else boxed
+        return _cap(found) or ""
+    for rule in (_last_phrase, _last_bold, _last_choice):
+        found = rule(text)
+        found = found[1] if rule is _last_phrase and found else found
         if found is not None:
             return _cap(found) or ""
     return None
