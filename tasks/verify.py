@@ -85,6 +85,9 @@ def _same(p: tuple, g: tuple) -> bool:
         return all(_same(a, b) for a, b in zip(p[1], g[3]))  # x = 1, y = 2 for the gold (1, 2)
     if p[0] in _COLLECTIONS and len(p[-1]) == 1:
         return _same(p[-1][0], g)
+    if p[0] in _COLLECTIONS and g[0] not in _COLLECTIONS and 1 < len(p[-1]) <= 12:
+        distinct = _distinct(p[-1])  # one answer boxed twice: 15\frac{39}{40} or \frac{639}{40}
+        return len(distinct) == 1 and _same(distinct[0], g)
     if g[0] in _COLLECTIONS and len(g[-1]) == 1:
         return _same(p, g[-1][0])
     if p[0] == "seq" and g[0] == "seq":
