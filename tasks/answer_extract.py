@@ -33,7 +33,7 @@ _GLUE = re.compile(
 )
 _BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*\$?\s*$")
 _WORD = re.compile(r"[A-Za-z]{3,}")
-_SHORT_WORDS = re.compile(r"(?i)\b(?:so|is|it|we|as|at|be|by|if|of|on|to|an|my|do|us|am|me)\b")
+_SHORT_WORDS = re.compile(r"(?i)\b(?:so|is|it|we|as|at|be|by|if|of|on|to|an|my|do|us|me)\b")
 _MATH_VERIFY_WINDOW = 3000  # math-verify's patterns look at this many final characters
 
 

@@ -71,7 +71,8 @@ def clean(answer: str) -> str:
         s = re.sub(r"^([^$]*\d)\s*\$\s*$", r"\1", s)  # a trailing one, "2,74 $"
     s = strip_delimiters(s).replace("$", " ")  # math delimiters inside: "$x=2$ or $x=3$"
     if "\\" in s:
-        s = _TEXT_UNIT.sub("", s)  # 2 \mbox{ m}: a text group after a number, even one letter
+        if not re.search(r"[,;]", s):  # 2 \mbox{ m}: a text group after a number, even one letter
+            s = _TEXT_UNIT.sub("", s)
         for _ in range(3):
             s = _WRAPPERS.sub(_unwrap, s)
         s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)

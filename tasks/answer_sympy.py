@@ -13,6 +13,7 @@ import logging
 import random
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from tasks.answer_norm import (REL_TOL, approximates, clean, fast_equal, parse_number,
                                significant_digits, split_flags)
@@ -61,6 +62,7 @@ def _scaled(value, factor):
     return value if factor == 1 else value * factor
 
 
+@lru_cache(maxsize=512)  # lists compare items pairwise: each leaf is parsed once
 def to_sympy(s: str):
     """The sympy value of one leaf via math-verify's LaTeX parser, or None."""
     import sympy
@@ -145,9 +147,12 @@ def _close(a, b, places: int | None) -> bool:
                                                                     sympy.nan):
         return va == vb
     diff = abs(va - vb)
-    if places is not None:  # the gold is a rounded decimal: the exact prediction must round to it
-        return bool(diff <= sympy.Rational(1, 2) * sympy.Integer(10) ** -places + 1e-25)
-    return bool(diff == 0 or diff <= REL_TOL * max(abs(va), abs(vb)))
+    try:
+        if places is not None:  # the gold is a rounded decimal: the exact prediction must round to it
+            return bool(diff <= sympy.Rational(1, 2) * sympy.Integer(10) ** -places + 1e-25)
+        return bool(diff == 0 or diff <= REL_TOL * max(abs(va), abs(vb)))
+    except TypeError:  # a comparison sympy cannot decide (an unevaluated Abs): not shown equal
+        return False
 
 
 def equations_equal(p_lhs: str, p_rhs: str, g_lhs: str, g_rhs: str) -> bool:
@@ -218,10 +223,16 @@ def real_set(node: tuple):
         if not all(isinstance(end, sympy.Expr) and end.is_number for end in ends):
             return None
         return sympy.Interval(ends[0], ends[1], node[1] == "(", node[2] == ")")
-    if is_relation(node):
-        value = to_sympy(clean(node[1]))
-        if isinstance(value, sympy.Basic) and len(value.free_symbols) == 1:
-            return _solve(value, next(iter(value.free_symbols)))
+    return _relation_set(node[1]) if is_relation(node) else None
+
+
+@lru_cache(maxsize=256)
+def _relation_set(relation: str):
+    import sympy
+
+    value = to_sympy(clean(relation))
+    if isinstance(value, sympy.Basic) and len(value.free_symbols) == 1:
+        return _solve(value, next(iter(value.free_symbols)))
     return None
 
 
