@@ -19,6 +19,7 @@ from decimal import Decimal, getcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's tasks/, not an installed copy
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"
 OUT = ROOT / "benchmarks" / "results" / "verify_selfcheck.json"
 
