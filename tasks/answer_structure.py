@@ -143,7 +143,7 @@ def _equation(s: str, depth: int) -> tuple:
     arithmetic = re.sub(r"\\(?:frac|dfrac|cdot|times|div|sqrt)\b", "+", sides[0])
     if not re.search(r"[A-Za-z]", arithmetic) and re.search(r"\d\s*[-+*/^(]", arithmetic):
         return parse_structure(sides[-1], depth + 1)
-    return ("eq", sides[0], ("leaf", sides[-1]), sides[-1], False)
+    return ("eq", sides[0], parse_structure(sides[-1], depth + 1), sides[-1], False)
 
 
 def _bracketed(s: str, depth: int) -> tuple:

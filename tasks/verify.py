@@ -114,7 +114,7 @@ def _same_eq(p: tuple, g: tuple) -> bool:
         return equations_equal(p[1], p[3], g[1], g[3])
     if g[0] == "eq":
         return g[4] and _same(p, g[2])
-    return p[4] and _same(p[2], g)
+    return _same(p[2], g)  # x = 3, or a chain that ends in its result: a + b = -1 + 5 = 4
 
 
 def _same_items(preds: list, golds: list) -> bool:

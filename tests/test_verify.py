@@ -232,7 +232,9 @@ LABELLED = [  # labels on tuples, segments, ratios and functions
     ("y = 2x + 3", "f(x)=2x-3", False), ("2", "f(1) = 2", True), ("2", "f(1) = 3", False),
     ("(5, 8), (8, 5)", r"(x, y) = (5, 8) \quad \text{and} \quad (8, 5)", True),
     ("(5, 8)", r"(x, y) = (5, 8) \quad \text{and} \quad (8, 5)", False), ("8", "2(1+3)=8", True),
-    ("8", "2(1+3)=9", False), ("x = 2", "2 = x", True),
+    ("8", "2(1+3)=9", False), ("x = 2", "2 = x", True), ("4", "a+b=-1+5=4", True),
+    ("4", "a+b=-1+5=5", False), ("-125", r"\Rightarrow \frac{1000}{-8}=-125", True),
+    ("y = 2x + 3", "2x + 3", True), ("y = 2x + 3", "x = 2y + 3", False),
 ]
 RELATIONS = [  # inequalities as sets of reals
     ("x < 1", "-x > -1", True), ("x < 1", "-x < -1", False), ("x < 1", "x < 2", False),
