@@ -526,6 +526,22 @@ ADVERSARIAL = [
 ]
 
 
+HOSTILE_TEXT = [  # no marked answer: math-verify's patterns run on the end of these
+    "\\(" * 300_000, "\\[" * 300_000, "$ " * 300_000, "answer " + "\\[answer\\(" * 100_000,
+    ("x" * 2999 + "\n") * 300, "1 " * 500_000 + "x", "(a) " * 300_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT, ids=range(len(HOSTILE_TEXT)))
+def test_extraction_stays_fast_on_hostile_text(text):
+    import time
+
+    extract_answer("warm up: $x$")  # the first call imports math-verify
+    start = time.perf_counter()
+    extract_answer(text)
+    assert time.perf_counter() - start < 2.0  # measured <= 0.35 s on a loaded 2-core machine
+
+
 @pytest.mark.parametrize("gold", ["1", "10^{10^{10^{10}}}", "\udcff"])
 def test_adversarial_inputs_get_a_verdict(gold):
     verdicts = verify_batch(ADVERSARIAL, [gold] * len(ADVERSARIAL), timeout_s=3)
