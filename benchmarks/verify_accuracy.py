@@ -8,6 +8,9 @@ should be rejected. Both checkers see the same cases: ours through `verify_batch
 `is_equivalent`, under the per-item time limit), math-verify as `verify(parse(f"${gold}$"),
 parse(response))`, the way the throughput benchmark calls it. Prints accuracy per family side by
 side and writes benchmarks/results/verify_accuracy.json (with every case either checker got wrong).
+
+Also, extraction from text nobody wrote for this benchmark: MATH-500's reference solutions with
+their final \\boxed{} unwrapped, so the answer stays in the solution's own inline or display math.
 """
 
 import argparse
@@ -20,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's tasks/, not an installed copy
 OUT = ROOT / "benchmarks" / "results" / "verify_accuracy.json"
+MATH500 = ROOT.parent / "shared" / "data" / "benchmarks" / "math500" / "test.jsonl"
 
 # (gold, response, should be accepted)
 CASES = {
@@ -172,6 +176,25 @@ def run_math_verify(cases: list[tuple]) -> list[bool]:
     return [bool(verify(parse(f"${gold}$"), parse(response))) for gold, response, _ in cases]
 
 
+def unboxed_math500(timeout_s: float) -> dict:
+    """Right verdicts on MATH-500 solutions whose last \\boxed{x} became x (every gold is right)."""
+    cases = []
+    for line in MATH500.read_text().splitlines():
+        solution, gold = json.loads(line)["solution"], json.loads(line)["answer"]
+        start = solution.rfind("\\boxed{")
+        depth, end = 0, start + len("\\boxed")
+        while start >= 0 and end < len(solution):
+            depth += (solution[end] == "{") - (solution[end] == "}")
+            if depth == 0:
+                break
+            end += 1
+        if start >= 0 and depth == 0:
+            inner = solution[start + len("\\boxed{") : end]
+            cases.append((gold, solution[:start] + inner + solution[end + 1 :], True))
+    ours, mv = run_ours(cases, timeout_s), run_math_verify(cases)
+    return {"solutions": len(cases), "ours_right": sum(ours), "math_verify_right": sum(mv)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=10.0)
@@ -202,7 +225,12 @@ def main() -> None:
     pooled = {k: round(totals[k] / totals["cases"], 4) for k in ("ours", "math_verify")}
     print(f"{'pooled':20s} {totals['cases']:5d} {'':6s} {'':6s} {pooled['ours']:7.1%} "
           f"{pooled['math_verify']:11.1%}")
+    unboxed = unboxed_math500(args.timeout) if MATH500.is_file() else None
+    if unboxed:
+        print(f"MATH-500 solutions, final box unwrapped: {unboxed['solutions']}, right: ours "
+              f"{unboxed['ours_right']}, math-verify {unboxed['math_verify_right']}")
     result = {"families": rows, "pooled": pooled | {"cases": totals["cases"]},
+              "math500_unboxed": unboxed,
               "seconds": round(time.perf_counter() - start, 1), "misses": misses}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
