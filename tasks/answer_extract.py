@@ -93,12 +93,13 @@ def _marked_answer(text: str) -> str | None:
         later = _last_phrase(text[boxed_end:])  # "\boxed{255} ... The final answer is $10,455$"
         found = later[1] if later and later[0] >= 0 and _usable(later[1]) else boxed
         return _cap(found) or ""
-    for rule in (_last_phrase, _last_bold, _last_choice):
-        found = rule(text)
-        found = found[1] if rule is _last_phrase and found else found
-        if found is not None:
-            return _cap(found) or ""
-    return None
+    phrase = _last_phrase(text)
+    found = phrase[1] if phrase else None
+    if found is None:
+        found = _last_bold(text)
+    if found is None:
+        found = _last_choice(text)
+    return None if found is None else _cap(found) or ""
 
 
 def _usable(answer: str | None) -> bool:
