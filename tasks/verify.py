@@ -124,8 +124,8 @@ def _same_items(preds: list, golds: list) -> bool:
     do not count, while a gold with one (2, 4, 4) counts them."""
     if golds and all(_labelled(g) for g in golds) and not any(_labelled(p) for p in preds):
         return len(preds) == len(golds) and all(_same(p, g) for p, g in zip(preds, golds))
-    if len(preds) <= 12 and not _has_repeats(golds):
-        preds = _distinct(preds)
+    if len(golds) < len(preds) <= 12 and not _has_repeats(golds):
+        preds = _distinct(preds)  # only more items than the gold can hold a repeat that matters
     if len(preds) != len(golds):
         return False
     unused = list(preds)
