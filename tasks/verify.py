@@ -81,8 +81,8 @@ def _same(p: tuple, g: tuple) -> bool:
         return _same_eq(p, g)
     if p[0] in _COLLECTIONS and g[0] in _COLLECTIONS:
         return _same_items(p[-1], g[-1])
-    if p[0] == "set" and g[0] == "seq" and len(p[1]) == len(g[3]) > 1 and all(map(_labelled, p[1])):
-        return all(_same(a, b) for a, b in zip(p[1], g[3]))  # x = 1, y = 2 for the gold (1, 2)
+    if (parts := _labelled_tuple(p, g)) is not None:
+        return parts  # x = 1, y = 2 and the tuple (1, 2), either way round
     if p[0] in _COLLECTIONS and len(p[-1]) == 1:
         return _same(p[-1][0], g)
     if p[0] in _COLLECTIONS and g[0] not in _COLLECTIONS and 1 < len(p[-1]) <= 12:
@@ -135,6 +135,17 @@ def _same_items(preds: list, golds: list) -> bool:
             return False
         unused.pop(hit)
     return True
+
+
+def _labelled_tuple(p: tuple, g: tuple) -> bool | None:
+    """Labelled parts against a tuple of as many items, in order; None when that is not the case."""
+    if {p[0], g[0]} != {"set", "seq"}:
+        return None
+    parts, items = (p[1], g[3]) if p[0] == "set" else (g[1], p[3])
+    if not (len(parts) == len(items) > 1 and all(map(_labelled, parts))):
+        return None
+    pairs = zip(parts, items) if p[0] == "set" else zip(items, parts)
+    return all(_same(a, b) for a, b in pairs)
 
 
 def _labelled(node: tuple) -> bool:

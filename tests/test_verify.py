@@ -225,7 +225,8 @@ DECIMAL_COMMAS = [  # a comma clean leaves between digits is a decimal comma, fo
 LABELLED = [  # labels on tuples, segments, ratios and functions
     ("(3, 2)", "(p,q)=(3,2)", True), ("(3, 2)", "(p,q)=(2,3)", False), ("(1, 2)", "x=1, y=2", True),
     ("(1, 2)", "x=2, y=1", False), ("x=1, y=2", "(x, y) = (1, 2)", True),
-    ("x=1, y=2", "(x, y) = (2, 1)", False), ("AB = 4, CD = 5", "CD=5, AB=4", True),
+    ("x=1, y=2", "(x, y) = (2, 1)", False), ("(x, y) = (1, 2)", "(1, 2)", True),
+    ("(x, y) = (1, 2)", "(2, 1)", False), ("x = 1, y = 2", "(1, 2)", True), ("AB = 4, CD = 5", "CD=5, AB=4", True),
     ("AB = 4, CD = 5", "AB=5, CD=4", False), ("1", "|AB|=1", True), ("4", r"\overline{AB}=4", True),
     ("1", "|AB|=2", False), ("11:21", "V_1:V_2=11:21", True), ("11:21", "V_1:V_2=21:11", False),
     ("3:4", "AB:BC = 3:4", True), ("y = 2x + 3", "f(x)=2x+3", True), ("f(x) = 2x + 3", "y=2x+3", True),
