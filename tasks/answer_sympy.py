@@ -71,7 +71,7 @@ def to_sympy(s: str):
         return None  # a power tower or a huge factorial: compared as text, never evaluated
     if not _balanced(s):
         return None  # "(a+5)(b+2]": the parser would quietly fix what the model got wrong
-    parse, config = math_verify_parser()
+    parse, config = math_verify_parser(units=not re.search(r"\d[A-Za-z]", s))
     found = parse(f"${s}$", extraction_config=[config], fallback_mode="no_fallback",
                   parsing_timeout=None)
     value = next((x for x in found if isinstance(x, (sympy.Basic, sympy.MatrixBase))), None)
@@ -92,15 +92,17 @@ def _balanced(s: str) -> bool:
     return not stack
 
 
-def math_verify_parser():
-    """math-verify's parse and LaTeX config, with its unit stripping off: clean already drops units
-    set apart from their number, and letters glued to one are a product (10cm is not 10)."""
+def math_verify_parser(units: bool = True):
+    """math-verify's parse and LaTeX config; units=False turns off its unit stripping, which also
+    strips letters glued to a number (10cm would be 10; for us it is a product, like 2x)."""
     from dataclasses import replace
 
     from math_verify import LatexExtractionConfig, parse
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled": we own it
     config = LatexExtractionConfig()
+    if units:
+        return parse, config
     return parse, replace(config, normalization_config=replace(config.normalization_config,
                                                                units=False))
 
