@@ -250,8 +250,10 @@ def numbers_equal(pred: tuple, gold: tuple) -> bool:
 def _clock_equal(pred: str, gold: str) -> bool:
     """Times and ratios part by part; seconds of :00 may be added or dropped (20:34 = 20:34:00)."""
     p, g = [int(x) for x in pred.split(":")], [int(x) for x in gold.split(":")]
-    if len(p) != len(g) and len(p) + len(g) == 5 and (p + g)[2 if len(p) == 3 else 4] == 0:
-        p, g = p[:2], g[:2]
+    if {len(p), len(g)} == {2, 3}:
+        longer = p if len(p) == 3 else g
+        if longer[2] == 0:
+            p, g = p[:2], g[:2]
     return p == g
 
 
