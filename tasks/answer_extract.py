@@ -29,9 +29,9 @@ _LABEL_WORDS = {"final answer", "answer", "the answer", "final answer is", "ç­”æ
 # "y =", and/or; any other word ("then correcting:") means the earlier box was a step
 _GLUE = re.compile(
     r"(?:\s|[,;:.&$]|\\[\[\]()]|\\q?quad\b|\\\\|\\text\{\s*(?:and|or|,)?\s*\}|\(?[a-z]\)|\(?[ivx]{1,4}\)"
-    r"|[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=|\b(?i:and|or|part|for|the|answers?|is|are|to|of)\b)*"
+    r"|[A-Za-z](?:_\{?\w{1,3}\}?)?\s*&?=|\b(?i:and|or|part|for|the|answers?|is|are|to|of)\b)*"
 )
-_BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*\$?\s*$")
+_BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*&?=\s*\$?\s*$")
 _WORD = re.compile(r"[A-Za-z]{3,}")
 _SHORT_WORDS = re.compile(r"(?i)\b(?:so|is|it|we|as|at|be|by|if|of|on|to|an|my|do|us|me)\b")
 _MATH_VERIFY_WINDOW = 1200  # math-verify's patterns look at this many final characters (their

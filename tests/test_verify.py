@@ -400,6 +400,7 @@ MULTI_BOXED = [
     ("x = 2, y = -1", r"Therefore $x = \boxed{2}$, $y = \boxed{-1}$.", True),
     ("x = 2, y = -1", r"Therefore $x = \boxed{2}$, $y = \boxed{1}$.", False),
     ("-1, 1", r"\[\boxed{-1} \quad \text{or} \quad \boxed{1}\]", True),
+    ("x = 2, y = 3", r"\begin{aligned} x &= \boxed{2} \\ y &= \boxed{3} \end{aligned}", True),
     ("4", r"First we get \boxed{3} but wait, that is wrong, so \boxed{4}", True),
     ("3", r"First we get \boxed{3} but wait, that is wrong, so \boxed{4}", False),
     (r"\frac{639}{40}", r"is $\boxed{15\frac{39}{40}},$ or $\boxed{\dfrac{639}{40}}$ inches.", True),
