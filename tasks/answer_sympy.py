@@ -217,8 +217,8 @@ def real_set(node: tuple):
     variable), as a sympy Set; None when it is not one."""
     import sympy
 
-    if node[0] == "union":
-        parts = [real_set(part) for part in node[1]]
+    if node[0] in ("union", "set") and node[-1]:  # x \le -1 or x \ge 1 is a union too
+        parts = [real_set(part) for part in node[-1]]
         return None if any(part is None for part in parts) else sympy.Union(*parts)
     if node[0] == "seq" and len(node[3]) == 2 and all(item[0] == "leaf" for item in node[3]):
         ends = [to_sympy(clean(item[1])) for item in node[3]]

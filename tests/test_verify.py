@@ -244,7 +244,8 @@ RELATIONS = [  # inequalities as sets of reals
     (r"[-\frac{3}{2}, -1] \cup [1, \frac{3}{2}]", r"1\leq|z|\leq 3/2", True),
     (r"[-\frac{3}{2}, -1] \cup [1, \frac{3}{2}]", r"1\leq|z|< 3/2", False),
     (r"1\leq|z|\leq \frac{3}{2}", r"[-1.5, -1] \cup [1, 1.5]", True),
-    (r"(-\infty, -3) \cup (3, \infty)", "x^2 > 9", True), (r"x \ne 3", r"(-\infty,3)\cup(3,\infty)", True),
+    (r"(-\infty, -3) \cup (3, \infty)", "x^2 > 9", True), (r"x \le -1 \text{ or } x \ge 1", r"|x| \ge 1", True),
+    (r"x \le -1 \text{ or } x \ge 1", "|x| > 1", False), (r"x \ne 3", r"(-\infty,3)\cup(3,\infty)", True),
 ]
 TUPLES_AND_SETS = [  # separators, glued "or", repeats (the gold's repeats decide)
     ("(0, 0, 0)", "(0;0;0)", True), ("(0, 0, 0)", "(0;1;0)", False), ("(1, 2), (3, 4)", "(1,2)or(3,4)", True),
