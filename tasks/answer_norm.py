@@ -51,6 +51,7 @@ _TEXT_UNIT = re.compile(
     r"(?<=[\d}])\s*\\(?:text|mbox|textrm|mathrm)\s*\{\s*(?!(?:i|e)\s*\})[A-Za-z]+(?:\s+[A-Za-z]+)*\s*\}"
     r"(?:\^\{?[23]\}?|[²³])?\s*$"
 )
+_REMARK = re.compile(r"(?<=\S)\s*\\text\{\s*\([^(){}]*[A-Za-z]{3,}[^(){}]*\)\s*\}\s*$")
 _NOT_UNITS = re.compile(r"\b(?:and|or|i|e|pi|sqrt|frac|infty|sin|cos|tan|log|ln)\b")
 _PLAIN = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
 THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:(,|\s)\d{3})(?:\1\d{3})*(?:\.\d+)?")  # never "0,111"
@@ -71,6 +72,7 @@ def clean(answer: str) -> str:
         s = re.sub(r"^([^$]*\d)\s*\$\s*$", r"\1", s)  # a trailing one, "2,74 $"
     s = strip_delimiters(s).replace("$", " ")  # math delimiters inside: "$x=2$ or $x=3$"
     if "\\" in s:
+        s = _REMARK.sub("", s)  # 5 \text{(checked)}: a remark, not part of the answer
         if not re.search(r"[,;]", s):  # 2 \mbox{ m}: a text group after a number, even one letter
             s = _TEXT_UNIT.sub("", s)
         for _ in range(3):

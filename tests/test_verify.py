@@ -280,6 +280,7 @@ ODD_NUMBERS = [  # mixed numbers, clock times, degrees inside trig, trailing bac
     (r"\frac{1}{2}", r"\frac{1}{2}\\\\", True), ("10", "10cm", False), ("10", "10 cm", True),
     ("10", r"10\text{cm}", True), ("10", r"10\,\text{cm}", True), ("2", "2 \\mbox{ m}", True), ("2", "2x", False),
     ("10", "10 m", True), ("10", "10m", False), ("2", "2h", False),
+    ("5", r"x = 5 \quad \text{(checked)}", True), ("A", r"\text{(A)}", True),
 ]
 LIST_ORDER = [  # labelled gold parts fix the order of an unlabelled prediction; bare lists are sets
     ("x = 1, y = 2", "2, 1", False), ("x = 1, y = 2", "1, 2", True), ("x = 1, y = 2", "y = 2, x = 1", True),
