@@ -26,10 +26,11 @@ _CHOICE = re.compile(
 _BARE_CHOICE = re.compile(r"^\s*\(?([A-E])\)?[.。]?\s*$")
 _LABEL_WORDS = {"final answer", "answer", "the answer", "final answer is", "答案", "最终答案"}
 # What may stand between two boxes of one multi-part answer: separators, part labels "(b)",
-# "y =", and/or; any other word ("then correcting:") means the earlier box was a step
-_GLUE = re.compile(
-    r"(?:\s|[,;:.&$]|\\[\[\]()]|\\q?quad\b|\\\\|\\text\{\s*(?:and|or|,)?\s*\}|\(?[a-z]\)|\(?[ivx]{1,4}\)"
-    r"|[A-Za-z](?:_\{?\w{1,3}\}?)?\s*&?=|\b(?i:and|or|part|for|the|answers?|is|are|to|of)\b)*"
+# "y =", and/or; any other word ("then correcting:") means the earlier box was a step. Each
+# token is replaced on its own (no repeated group: "i)i)i)..." would backtrack exponentially).
+_GLUE_TOKEN = re.compile(
+    r"[,;:.&$]|\\[\[\]()]|\\q?quad\b|\\\\|\\text\{\s*(?:and|or|,)?\s*\}|\(?(?:[a-z]|[ivx]{2,4})\)"
+    r"|[A-Za-z](?:_\{?\w{1,3}\}?)?\s*&?=|\b(?i:and|or|part|for|the|answers?|is|are|to|of)\b"
 )
 _BOX_LABEL = re.compile(r"([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*&?=\s*\$?\s*$")
 _WORD = re.compile(r"[A-Za-z]{3,}")
@@ -162,7 +163,7 @@ def _final_boxes(text: str) -> tuple[str | None, int]:
     run = [boxes[-1]]
     for box in reversed(boxes[:-1]):
         glue = text[box[1] : run[0][0]]
-        if len(glue) > 120 or not _GLUE.fullmatch(glue):
+        if len(glue) > 120 or _GLUE_TOKEN.sub(" ", glue).strip():
             break
         run.insert(0, box)
     if len(run) == 1:

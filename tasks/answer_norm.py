@@ -51,7 +51,7 @@ _TEXT_UNIT = re.compile(
     r"(?<=[\d}])\s*\\(?:text|mbox|textrm|mathrm)\s*\{\s*(?!(?:i|e)\s*\})[A-Za-z]+(?:\s+[A-Za-z]+)*\s*\}"
     r"(?:\^\{?[23]\}?|[²³])?\s*$"
 )
-_REMARK = re.compile(r"(?<=\S)\s*\\text\{\s*\([^(){}]*[A-Za-z]{3,}[^(){}]*\)\s*\}\s*$")
+_REMARK = re.compile(r"(?<=\S)\s*\\text\{\s*\((?=[^(){}]*?[A-Za-z]{3})[^(){}]*\)\s*\}\s*$")
 _NOT_UNITS = re.compile(r"\b(?:and|or|i|e|pi|sqrt|frac|infty|sin|cos|tan|log|ln)\b")
 _PLAIN = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
 THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:(,|\s)\d{3})(?:\1\d{3})*(?:\.\d+)?")  # never "0,111"

@@ -534,6 +534,8 @@ ADVERSARIAL = [
 HOSTILE_TEXT = [  # no marked answer: math-verify's patterns run on the end of these
     "\\(" * 300_000, "\\[" * 300_000, "$ " * 300_000, "answer " + "\\[answer\\(" * 100_000,
     ("x" * 2999 + "\n") * 300, "1 " * 500_000 + "x", "(a) " * 300_000,
+    ("\\boxed{1}" + "i)" * 59 + "Q") * 50 + "\\boxed{2}",  # glue between boxes, nearly a label run
+    "x = 1 \\text{(" + "a" * 1990,  # a remark that never closes
 ]
 
 
