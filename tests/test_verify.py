@@ -1,11 +1,14 @@
-"""Tests of the answer verifier (tasks/verify.py, answer_extract.py, answer_norm.py, verify_pool.py).
+"""Tests of the answer verifier (tasks/verify.py, answer_extract.py, answer_norm.py,
+answer_structure.py, answer_sympy.py, verify_pool.py).
 
     .venv/bin/python -m pytest tests/test_verify.py -q            # fast tier
     .venv/bin/python -m pytest tests/test_verify.py -q -m slow    # every benchmark gold
 
 The (gold, prediction, expected) tables are written from the shapes real model outputs take on
 GSM8K, MATH, the Chinese sets (cmath, cn_middle_school, gaokao) and TIR runs; every family has
-both equal and not-equal rows. Rows marked "math-verify" are its known false verdicts.
+both equal and not-equal rows. Rows marked "math-verify" are its known false verdicts. Issue 14's
+families (decimal commas ... list order, and the extraction tables further down) pin the rules
+written in docs/verify.md, including both sides of the two rules where public graders disagree.
 """
 
 import importlib.util
