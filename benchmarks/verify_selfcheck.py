@@ -19,6 +19,7 @@ from decimal import Decimal, getcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's tasks/, not an installed copy
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"
 OUT = ROOT / "benchmarks" / "results" / "verify_selfcheck.json"
 
@@ -39,8 +40,8 @@ def load_golds(data: Path = DATA, limit: int | None = None) -> dict[str, list[st
 
 def reformats(gold: str) -> list[tuple[str, str]]:
     """(kind, response) pairs: the gold rewritten the ways models write the same answer."""
-    from tasks.answer_norm import (_is_text, choice_letter, clean, parse_number, parse_structure,
-                                   split_top)
+    from tasks.answer_norm import choice_letter, clean, parse_number
+    from tasks.answer_structure import _is_text, parse_structure, split_top
 
     boxed = "Therefore, the final answer is $\\boxed{{{}}}$.".format
     out = [("dollars", f"The answer is ${gold}$.")]

@@ -18,10 +18,12 @@ import logging
 import os
 import random
 import re
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's tasks/, not an installed copy
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"
 OUT = ROOT / "benchmarks" / "results" / "verify_throughput.json"
 ENDINGS = ["The answer is $\\boxed{{{}}}$.", "Therefore, the final answer is $\\boxed{{{}}}$.",

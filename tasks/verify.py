@@ -10,36 +10,40 @@ threads; `majority_vote` groups answers into equivalence classes for problems wi
 
 Comparison runs in three layers, cheapest first. (1) `fast_equal`: cleaned strings and plain
 numbers as exact Fractions; it decides most GSM8K-style items in microseconds, in the caller's
-process. (2) `parse_structure`: sets, lists, tuples, intervals, unions, matrices, +-, equations,
-inequalities and text become small trees compared piece by piece. (3) Leaves go through
-math-verify's LaTeX parser to sympy, then our own value test: exact where possible, otherwise a
-relative tolerance of 1e-12 (never an absolute one, so 1/2004! != 1/2006!), and for expressions
-with variables, agreement at several positive sample points (so sqrt(1/n) == 1/sqrt(n)).
+process. (2) `parse_structure` (`tasks/answer_structure.py`): sets, lists, tuples, intervals,
+unions, matrices, +-, equations, inequalities and text become small trees compared piece by
+piece; inequalities that are not a plain interval are solved into sets of reals. (3) Leaves go
+through math-verify's LaTeX parser to sympy (`tasks/answer_sympy.py`), then our own value test:
+exact where possible, otherwise a relative tolerance of 1e-12 (never an absolute one, so 1/2004!
+!= 1/2006!), and for expressions with variables, agreement at several positive sample points (so
+sqrt(1/n) == 1/sqrt(n)).
 
 Gold and prediction are not symmetric. The gold fixes (a) the precision: a gold decimal with at
-least two places accepts an exact prediction that rounds to it (gold 3.14, prediction \\pi: correct),
-never the reverse (gold \\pi, prediction 3.14: wrong); (b) the angle unit: a gold in degrees (30^\\circ)
+least two places accepts an exact prediction that rounds to it (gold 3.14, prediction \\pi: correct);
+an exact gold accepts a decimal of at least 5 significant digits that is it rounded or truncated
+(gold \\pi: 3.14159 correct, 3.14 wrong); (b) the angle unit: a gold in degrees (30^\\circ)
 accepts a prediction in radians (\\frac{\\pi}{6}); a gold in radians accepts degrees only when the
 prediction says so (30^\\circ), never a bare 30; (c) the choices: a gold option letter (C, or
-"C. 1-i") accepts the letter in any dress, or the option's text when the prediction has no letter.
+"C. 1-i") accepts the letter in any dress, or the option's text when the prediction has no letter;
+(d) lists: a gold whose parts all carry labels (x = 1, y = 2) fixes the order of an unlabelled
+prediction, and a gold without a repeated item is a set, so repeats in the prediction do not count.
 Everything else is symmetric: a one-symbol label (x = 3) is dropped when the other side has none, a
 percent sign on either side allows both readings (50% as 50 and as 0.5) while 0.5 != 50 without one.
 """
 
-import logging
-import random
 import re
 from dataclasses import dataclass
 
 from tasks.answer_extract import extract_answer
-from tasks.answer_norm import (clean, fast_equal, parse_number, parse_structure, split_flags,
-                               text_key)
+from tasks.answer_norm import clean, fast_equal, same_label
+from tasks.answer_structure import parse_structure, text_key
+from tasks.answer_sympy import (equations_equal, is_relation, leaf_equal, math_verify_parser,
+                                real_set, sets_equal)
 from tasks.verify_pool import run_jobs
 
 __all__ = ["Verdict", "extract_answer", "is_equivalent", "majority_vote", "verify_batch"]
 
 STATUSES = ("correct", "wrong", "no_answer", "timeout", "error", "unverified")
-REL_TOL = 1e-12
 _COLLECTIONS = ("set", "union")
 
 
@@ -69,12 +73,21 @@ def _option_text(gold: str) -> str | None:
 
 
 def _same(p: tuple, g: tuple) -> bool:
+    if is_relation(p) or is_relation(g):
+        sets = real_set(p), real_set(g)
+        if sets[0] is not None and sets[1] is not None:
+            return sets_equal(*sets)
     if p[0] == "eq" or g[0] == "eq":
         return _same_eq(p, g)
     if p[0] in _COLLECTIONS and g[0] in _COLLECTIONS:
         return _same_items(p[-1], g[-1])
+    if (parts := _labelled_tuple(p, g)) is not None:
+        return parts  # x = 1, y = 2 and the tuple (1, 2), either way round
     if p[0] in _COLLECTIONS and len(p[-1]) == 1:
         return _same(p[-1][0], g)
+    if p[0] in _COLLECTIONS and g[0] not in _COLLECTIONS and 1 < len(p[-1]) <= 12:
+        distinct = _distinct(p[-1])  # one answer boxed twice: 15\frac{39}{40} or \frac{639}{40}
+        return len(distinct) == 1 and _same(distinct[0], g)
     if g[0] in _COLLECTIONS and len(g[-1]) == 1:
         return _same(p, g[-1][0])
     if p[0] == "seq" and g[0] == "seq":
@@ -90,22 +103,29 @@ def _same(p: tuple, g: tuple) -> bool:
     if p[0] == "text" or g[0] == "text":
         return _text_of(p) == _text_of(g) != ""
     if p[0] == "leaf" and g[0] == "leaf":
-        return _leaf_equal(p[1], g[1])
+        return leaf_equal(p[1], g[1])
     return False
 
 
 def _same_eq(p: tuple, g: tuple) -> bool:
     if p[0] == "eq" and g[0] == "eq":
         if p[4] and g[4]:
-            return p[1].replace(" ", "") == g[1].replace(" ", "") and _same(p[2], g[2])
-        return _equations_equal(p[1], p[3], g[1], g[3])
+            return same_label(p[1], g[1]) and _same(p[2], g[2])
+        return equations_equal(p[1], p[3], g[1], g[3])
     if g[0] == "eq":
         return g[4] and _same(p, g[2])
-    return p[4] and _same(p[2], g)
+    return _same(p[2], g)  # x = 3, or a chain that ends in its result: a + b = -1 + 5 = 4
 
 
 def _same_items(preds: list, golds: list) -> bool:
-    """Unordered match: every gold item pairs with a distinct equal prediction item."""
+    """Unordered match: every gold item pairs with a distinct equal prediction item. The gold's
+    form decides two things: gold parts that all carry labels (x = 1, y = 2) fix the order of an
+    unlabelled prediction; a gold without a repeated item is a set, so a prediction's repeats
+    do not count, while a gold with one (2, 4, 4) counts them."""
+    if golds and all(_labelled(g) for g in golds) and not any(_labelled(p) for p in preds):
+        return len(preds) == len(golds) and all(_same(p, g) for p, g in zip(preds, golds))
+    if len(golds) < len(preds) <= 12 and not _has_repeats(golds):
+        preds = _distinct(preds)  # only more items than the gold can hold a repeat that matters
     if len(preds) != len(golds):
         return False
     unused = list(preds)
@@ -115,6 +135,33 @@ def _same_items(preds: list, golds: list) -> bool:
             return False
         unused.pop(hit)
     return True
+
+
+def _labelled_tuple(p: tuple, g: tuple) -> bool | None:
+    """Labelled parts against a tuple of as many items, in order; None when that is not the case."""
+    if {p[0], g[0]} != {"set", "seq"}:
+        return None
+    parts, items = (p[1], g[3]) if p[0] == "set" else (g[1], p[3])
+    if not (len(parts) == len(items) > 1 and all(map(_labelled, parts))):
+        return None
+    pairs = zip(parts, items) if p[0] == "set" else zip(items, parts)
+    return all(_same(a, b) for a, b in pairs)
+
+
+def _labelled(node: tuple) -> bool:
+    return node[0] == "eq" and node[4]
+
+
+def _has_repeats(items: list) -> bool:
+    return len(items) > 12 or any(_same(a, b) for i, a in enumerate(items) for b in items[:i])
+
+
+def _distinct(items: list) -> list:
+    kept = []
+    for item in items:
+        if not any(_same(item, k) for k in kept):
+            kept.append(item)
+    return kept
 
 
 def _same_cells(p: tuple, g: tuple) -> bool:
@@ -141,149 +188,6 @@ def _vector(rows: list[list]) -> list | None:
 
 def _text_of(node: tuple) -> str:
     return node[1] if node[0] == "text" else text_key(node[1]) if node[0] == "leaf" else ""
-
-
-# ---------------------------------------------------------------------------------------------
-# Leaves: plain numbers first, then sympy through math-verify's parser
-
-
-def _leaf_equal(pred: str, gold: str) -> bool:
-    fast = fast_equal(pred, gold)
-    if fast is not None:
-        return fast
-    (p, p_pct, p_deg), (g, g_pct, g_deg) = split_flags(clean(pred)), split_flags(clean(gold))
-    p_val, g_val = _to_sympy(p), _to_sympy(g)
-    if p_val is None or g_val is None:
-        return False  # unparsable and not string-equal (fast_equal checked): no loose match
-    number = parse_number(g)
-    places = number[1] if number and number[1] and number[1] >= 2 else None
-    for p_factor in _factors(p_pct, p_deg and not g_deg, g_deg and not p_deg):
-        for g_factor in _factors(g_pct, False, False):
-            if _values_equal(_scaled(p_val, p_factor), _scaled(g_val, g_factor), places):
-                return True
-    return False
-
-
-def _factors(percent: bool, marked_degrees: bool, maybe_radians: bool) -> list:
-    import sympy
-
-    factors = [sympy.Integer(1)]
-    if percent:
-        factors.append(sympy.Rational(1, 100))
-    if marked_degrees:  # the prediction says degrees, the gold is in radians
-        factors += [f * sympy.pi / 180 for f in factors]
-    if maybe_radians:  # the gold says degrees, the prediction may be in radians
-        factors += [f * 180 / sympy.pi for f in factors]
-    return factors
-
-
-def _scaled(value, factor):
-    return value if factor == 1 else value * factor
-
-
-def _to_sympy(s: str):
-    """The sympy value of one leaf via math-verify's LaTeX parser, or None."""
-    import sympy
-
-    if not s or re.search(r"\^\s*\{[^{}]*\^|\^\s*\{?\s*-?\d{5,}|\d{5,}\s*!", s):
-        return None  # a power tower or a huge factorial: compared as text, never evaluated
-    if not _balanced(s):
-        return None  # "(a+5)(b+2]": the parser would quietly fix what the model got wrong
-    parse, config = _math_verify_parser()
-    found = parse(f"${s}$", extraction_config=[config], fallback_mode="no_fallback",
-                  parsing_timeout=None)
-    value = next((x for x in found if isinstance(x, (sympy.Basic, sympy.MatrixBase))), None)
-    if isinstance(value, sympy.Basic):
-        names = {"i": sympy.I, "e": sympy.E}
-        subs = {sym: names[sym.name] for sym in value.free_symbols if sym.name in names}
-        value = value.xreplace(subs) if subs else value
-    return value
-
-
-def _balanced(s: str) -> bool:
-    stack, pairs = [], {")": "(", "]": "[", "}": "{"}
-    for char in s:
-        if char in "([{":
-            stack.append(char)
-        elif char in pairs and (not stack or stack.pop() != pairs[char]):
-            return False
-    return not stack
-
-
-def _math_verify_parser():
-    from math_verify import LatexExtractionConfig, parse
-
-    logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled": we own it
-    return parse, LatexExtractionConfig()
-
-
-def _values_equal(p, g, places: int | None) -> bool:
-    import sympy
-
-    undefined = (sympy.zoo, sympy.nan)
-    if any(isinstance(x, sympy.Basic) and x.has(*undefined) for x in (p, g)):
-        return False  # 12:00 parses as 12/0: equal strings were already accepted by fast_equal
-    if p == g:
-        return True
-    if not (isinstance(p, sympy.Expr) and isinstance(g, sympy.Expr)):
-        from math_verify import verify  # sets, relations, matrices math-verify parsed itself
-        return bool(verify(g, p, timeout_seconds=None))
-    symbols = sorted(p.free_symbols | g.free_symbols, key=str)
-    if not symbols:
-        return _close(p, g, places if not p.has(sympy.Float) else None)
-    for point in _sample_points(symbols):
-        a, b = p.subs(point), g.subs(point)
-        if not (a.is_number and b.is_number):
-            return bool(sympy.simplify(p - g) == 0)
-        if not _close(a, b, None):
-            return False
-    return True
-
-
-def _sample_points(symbols: list) -> list[dict]:
-    """Three points with every variable positive (answers' variables are lengths, counts, n...)."""
-    import sympy
-
-    rng = random.Random(len(symbols))
-    return [{s: sympy.Rational(rng.randint(11, 97), rng.randint(7, 31)) for s in symbols}
-            for _ in range(3)]
-
-
-def _close(a, b, places: int | None) -> bool:
-    import sympy
-
-    va, vb = sympy.N(a, 30), sympy.N(b, 30)
-    if not (va.is_number and vb.is_number):
-        return False
-    if va.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or vb.has(sympy.oo, -sympy.oo, sympy.zoo,
-                                                                    sympy.nan):
-        return va == vb
-    diff = abs(va - vb)
-    if places is not None:  # the gold is a rounded decimal: the exact prediction must round to it
-        return bool(diff <= sympy.Rational(1, 2) * sympy.Integer(10) ** -places + 1e-25)
-    return bool(diff == 0 or diff <= REL_TOL * max(abs(va), abs(vb)))
-
-
-def _equations_equal(p_lhs: str, p_rhs: str, g_lhs: str, g_rhs: str) -> bool:
-    """Equations are equal when lhs - rhs of one is a constant non-zero multiple of the other's;
-    equations without variables (\\cos(\\pi) = -1) when their sides are equal."""
-    import sympy
-
-    sides = [_to_sympy(clean(s)) for s in (p_lhs, p_rhs, g_lhs, g_rhs)]
-    if not all(isinstance(s, sympy.Expr) for s in sides):
-        return False
-    fp, fg = sides[0] - sides[1], sides[2] - sides[3]
-    symbols = sorted(fp.free_symbols | fg.free_symbols, key=str)
-    if not symbols:
-        return _leaf_equal(p_lhs, g_lhs) and _leaf_equal(p_rhs, g_rhs)
-    ratios = []
-    for point in _sample_points(symbols) + _sample_points(symbols + [sympy.Dummy()]):
-        a, b = sympy.N(fp.subs(point), 30), sympy.N(fg.subs(point), 30)
-        if not (a.is_number and b.is_number) or (a == 0) != (b == 0):
-            return False
-        if b != 0:
-            ratios.append(a / b)
-    return bool(ratios) and all(_close(r, ratios[0], None) for r in ratios)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,7 +281,7 @@ def math_verify_correct(response: str, gold: str) -> bool:
     """Plain math-verify, as commonly called: parse the gold and the whole response, verify."""
     from math_verify import parse, verify
 
-    _math_verify_parser()
+    math_verify_parser()
     gold_text = gold if ("$" in gold or "\\boxed" in gold) else f"${gold}$"
     gold_parsed = parse(gold_text, parsing_timeout=None)
     return bool(verify(gold_parsed, parse(response, parsing_timeout=None), timeout_seconds=None))

@@ -1,11 +1,14 @@
-"""Tests of the answer verifier (tasks/verify.py, answer_extract.py, answer_norm.py, verify_pool.py).
+"""Tests of the answer verifier (tasks/verify.py, answer_extract.py, answer_norm.py,
+answer_structure.py, answer_sympy.py, verify_pool.py).
 
     .venv/bin/python -m pytest tests/test_verify.py -q            # fast tier
     .venv/bin/python -m pytest tests/test_verify.py -q -m slow    # every benchmark gold
 
 The (gold, prediction, expected) tables are written from the shapes real model outputs take on
 GSM8K, MATH, the Chinese sets (cmath, cn_middle_school, gaokao) and TIR runs; every family has
-both equal and not-equal rows. Rows marked "math-verify" are its known false verdicts.
+both equal and not-equal rows. Rows marked "math-verify" are its known false verdicts. Issue 14's
+families (decimal commas ... list order, and the extraction tables further down) pin the rules
+written in docs/verify.md, including both sides of the two rules where public graders disagree.
 """
 
 import importlib.util
@@ -58,7 +61,8 @@ FRACTIONS = [  # decimals vs fractions, \frac12, \dfrac, mixed numbers
     (r"1\frac{4}{5}", "1.8", True), (r"1\frac{4}{5}", r"\frac{4}{5}", False),
     (r"\frac{9}{2}", r"\dfrac{9}{2}", True), (r"\frac{9}{2}", r"\tfrac92", True),
     (r"\frac{-1}{2}", r"-\frac12", True), (r"-\frac{1}{2}", r"\frac{1}{2}", False),
-    (r"\frac{1}{12}", "0.0833333", False), (r"\frac12", r"\frac{1}{2}", True),
+    (r"\frac{1}{12}", "0.0833333", True), (r"\frac{1}{12}", "0.0833", False),
+    (r"\frac12", r"\frac{1}{2}", True),
     (r"\frac32", "1.5", True), (r"\frac32", "2/3", False), (r"\frac{6}{8}", r"\frac{3}{4}", True),
     ("0.125", r"\frac{1}{8}", True), ("0.125", r"\frac{1}{9}", False),
     (r"\frac{1}{2}", r"\frac{1}{2}\text{ hour}", True), (r"137 \frac{1}{2}", "137.5", True),
@@ -161,7 +165,7 @@ SETS_AND_TUPLES = [  # sets are unordered, tuples ordered
     ("(45,2),(-10,-9)", "(45,2)", False), ("-2, 1", "1, -2", True), ("-2, 1", r"1 \text{ and } -2", True),
     (r"\{1,2\}", "1, 2", True), (r"\emptyset", r"\varnothing", True), (r"\emptyset", r"\{0\}", False),
     ("(1,2,3)", "[1,2,3]", True), ("(2, -1, 3)", r"\langle 2, -1, 3 \rangle", True),
-    ("1, 3, 5", "1,3,5", True), ("1, 3, 5", "1, 3", False), ("2, 4", "2, 4, 4", False),
+    ("1, 3, 5", "1,3,5", True), ("1, 3, 5", "1, 3", False), ("2, 4", "2, 4, 4", True), ("2, 4, 4", "2, 4", False),
     (r"\{-1, 1\}", r"\{1, -1\}", True), ("(0, 0)", "(0, 0, 0)", False),
     (r"(\frac{1}{2}, \frac{1}{3})", "(0.5, 1/3)", True), ("(6,31,-1)", "(6,31,-1]", False),
     ("(a+5)(b+2)", "(a+5)(b+2]", False), ("(a+5)(b+2)", "(b+2)(a+5)", True),
@@ -213,13 +217,88 @@ KNOWN_BUGS = [  # math-verify issues #14, #41, #64 and friends
     (r"\frac{2^{2005}+1}{3 \cdot 2^{2006}}", r"\frac{1}{3 \cdot 2^{2006}}", False),
     ("12:00", "1:00", False), (r"\text{13}", "13", True),
 ]
+# Issue 14's families (tasks/answer_norm.py, answer_structure.py, answer_sympy.py)
+DECIMAL_COMMAS = [  # a comma clean leaves between digits is a decimal comma, for a number gold only
+    ("1000.99", "1000,99", True), ("0.111", "0,111", True), ("0.5", "0,5", True),
+    ("3.5", "3,5", True), ("35", "3,5", False), ("3, 5", "3,5", True), ("2.74", r"2,74 \$", True),
+    ("2.74", "2,47 $", False), ("1234", "1,234", True), ("1.234", "1,234", False),
+    ("10455", r"10,\! 455", True), ("12345", r"12,\!345", True), ("10455", r"10,\! 456", False),
+    (r"11,\! 111,\! 111,\! 100", "11111111100", True), ("1000.99", "1000,9", False),
+]
+LABELLED = [  # labels on tuples, segments, ratios and functions
+    ("(3, 2)", "(p,q)=(3,2)", True), ("(3, 2)", "(p,q)=(2,3)", False), ("(1, 2)", "x=1, y=2", True),
+    ("(1, 2)", "x=2, y=1", False), ("x=1, y=2", "(x, y) = (1, 2)", True),
+    ("x=1, y=2", "(x, y) = (2, 1)", False), ("(x, y) = (1, 2)", "(1, 2)", True),
+    ("(x, y) = (1, 2)", "(2, 1)", False), ("x = 1, y = 2", "(1, 2)", True), ("AB = 4, CD = 5", "CD=5, AB=4", True),
+    ("AB = 4, CD = 5", "AB=5, CD=4", False), ("1", "|AB|=1", True), ("4", r"\overline{AB}=4", True),
+    ("1", "|AB|=2", False), ("11:21", "V_1:V_2=11:21", True), ("11:21", "V_1:V_2=21:11", False),
+    ("3:4", "AB:BC = 3:4", True), ("y = 2x + 3", "f(x)=2x+3", True), ("f(x) = 2x + 3", "y=2x+3", True),
+    ("y = 2x + 3", "f(x)=2x-3", False), ("2", "f(1) = 2", True), ("2", "f(1) = 3", False),
+    ("(5, 8), (8, 5)", r"(x, y) = (5, 8) \quad \text{and} \quad (8, 5)", True),
+    ("(5, 8)", r"(x, y) = (5, 8) \quad \text{and} \quad (8, 5)", False), ("8", "2(1+3)=8", True),
+    ("8", "2(1+3)=9", False), ("x = 2", "2 = x", True), ("4", "a+b=-1+5=4", True),
+    ("4", "a+b=-1+5=5", False), ("-125", r"\Rightarrow \frac{1000}{-8}=-125", True),
+    ("y = 2x + 3", "2x + 3", True), ("y = 2x + 3", "x = 2y + 3", False),
+]
+RELATIONS = [  # inequalities as sets of reals
+    ("x < 1", "-x > -1", True), ("x < 1", "-x < -1", False), ("x < 1", "x < 2", False),
+    ("x > -2", "-2 < x", True), (r"x \ge 1", r"1 \le x", True), (r"(1, \infty)", "x-1>0", True),
+    (r"(1, \infty)", r"x-1 \ge 0", False), ("[-1, 1]", r"|x| \le 1", True), ("[-1, 1]", "|x| < 1", False),
+    (r"[-\frac{3}{2}, -1] \cup [1, \frac{3}{2}]", r"1\leq|z|\leq 3/2", True),
+    (r"[-\frac{3}{2}, -1] \cup [1, \frac{3}{2}]", r"1\leq|z|< 3/2", False),
+    (r"1\leq|z|\leq \frac{3}{2}", r"[-1.5, -1] \cup [1, 1.5]", True),
+    (r"(-\infty, -3) \cup (3, \infty)", "x^2 > 9", True), (r"x \le -1 \text{ or } x \ge 1", r"|x| \ge 1", True),
+    (r"x \le -1 \text{ or } x \ge 1", "|x| > 1", False), (r"x \ne 3", r"(-\infty,3)\cup(3,\infty)", True),
+]
+TUPLES_AND_SETS = [  # separators, glued "or", repeats (the gold's repeats decide)
+    ("(0, 0, 0)", "(0;0;0)", True), ("(0, 0, 0)", "(0;1;0)", False), ("(1, 2), (3, 4)", "(1,2)or(3,4)", True),
+    ("(1, 2), (3, 4)", "(1,2)or(4,3)", False), ("(1, 2), (3, 4)", r"(1,2) \text{ or }(3,4)", True),
+    (r"\{1, 2\}", r"\{2, 1, 1\}", True), (r"\{1, 2\}", r"\{1, 2, 3\}", False), ("1, 2", "1, 2, 2", True),
+    ("1, 1, 2", "1, 2", False), ("1, 1, 2", "2, 1, 1", True), ("(1, 1)", "(1, 1, 1)", False),
+    ("5, 7", "(a) 5 (b) 7", True), ("(a) 5 (b) 7", "5, 7", True), ("(a) 5 (b) 7", "5, 8", False),
+    (r"\frac{639}{40}", r"15\frac{39}{40}, \frac{639}{40}", True), ("3", "3, 5", False),
+]
+APPROXIMATIONS = [  # a decimal for an exact gold: >= 5 significant digits, rounded or truncated
+    (r"\frac{1}{12}", "0.0833333333333333", True), (r"\frac{1}{12}", "0.083333", True),
+    (r"\frac{1}{12}", "0.08333", False), (r"\frac{1}{12}", "0.083334", False),
+    (r"\frac{1}{12}", "0.083335", False), (r"\frac{\sqrt3}{2}", "0.8660254037844", True),
+    (r"\frac{\sqrt3}{2}", "0.866025403790", False), (r"\frac{\sqrt3}{2}", "0.8660", False),
+    (r"\sqrt{2}", "1.4142", True), (r"\sqrt{2}", "1.4143", False), (r"\pi", "3.1416", True),
+    (r"\pi", "3.1415", True), (r"\pi", "3.1417", False), (r"\frac{2}{3}", "0.66666", True),
+    (r"\frac{2}{3}", "0.66667", True), (r"\frac{2}{3}", "0.6667", False), (r"-\frac{2}{3}", "-0.66666", True),
+    (r"-\frac{2}{3}", "-0.66668", False), (r"\frac{3}{10}", "0.30000000000000004", True),
+    ("7", "6.99999", False), ("7", "7.00001", False),
+    (r"\frac{1}{432}", r"2.3148\times10^{-3}", True), (r"\frac{1}{432}", r"2.3148\times10^{-2}", False),
+    (r"\frac{1}{432}", "2.31e-3", False), ("0.00015", r"1.5 \times 10^{-4}", True),
+    ("3000000", r"3 \times 10^6", True), ("3000000", r"3 \times 10^5", False),
+]
+ODD_NUMBERS = [  # mixed numbers, clock times, degrees inside trig, trailing backslashes, glued units
+    (r"\frac{3}{2}", "1 1/2", True), (r"\frac{3}{2}", "11/2", False), (r"\frac{11}{2}", "1 1/2", False),
+    (r"-\frac{9}{4}", "-2 1/4", True), ("7.5", r"7 \frac{1}{2}", True), ("12", "1 2", False),
+    ("20:34", "20:34:00", True), ("20:34:00", "20:34", True), ("20:34", "20:43:00", False),
+    ("9:05", "09:05", True), ("9:05", "9:50", False), ("8:30", "8:30 AM", True),
+    (r"\cos x", r"\sin(90^{\circ}-x)", True), (r"\cos x", r"\sin(90-x)", False),
+    (r"\frac{1}{2}", r"\sin 30^\circ", True), (r"\frac{1}{2}", r"\cos 30^\circ", False),
+    (r"\tan x", r"\tan(180^\circ + x)", True), ("185", "185\\", True), ("185", "186\\", False),
+    (r"\frac{1}{2}", r"\frac{1}{2}\\\\", True), ("10", "10cm", False), ("10", "10 cm", True),
+    ("10", r"10\text{cm}", True), ("10", r"10\,\text{cm}", True), ("2", "2 \\mbox{ m}", True), ("2", "2x", False),
+    ("10", "10 m", True), ("10", "10m", False), ("2", "2h", False),
+    ("5", r"x = 5 \quad \text{(checked)}", True), ("A", r"\text{(A)}", True),
+]
+LIST_ORDER = [  # labelled gold parts fix the order of an unlabelled prediction; bare lists are sets
+    ("x = 1, y = 2", "2, 1", False), ("x = 1, y = 2", "1, 2", True), ("x = 1, y = 2", "y = 2, x = 1", True),
+    ("a = 3, b = 5", "5, 3", False), ("a = 3, b = 5", "3, 5", True), ("1, 2, 3", "3, 1, 2", True),
+    ("(1, 2, 3)", "(3, 1, 2)", False), ("1:2:3", "3:2:1", False), ("1:2:3", "1:2:3", True),
+]
 
 FAMILIES = {
     "integers": INTEGERS, "chinese": CHINESE, "fractions": FRACTIONS, "roots": ROOTS, "pi": PI,
     "degrees": DEGREES, "percent": PERCENT, "units_text": UNITS_AND_TEXT, "labels": LABELS,
     "equations": EQUATIONS, "intervals": INTERVALS, "sets_tuples": SETS_AND_TUPLES,
     "matrices": MATRICES, "plus_minus": PLUS_MINUS, "infinity": INFINITY, "complex": COMPLEX,
-    "choices": CHOICES, "known_bugs": KNOWN_BUGS,
+    "choices": CHOICES, "known_bugs": KNOWN_BUGS, "decimal_commas": DECIMAL_COMMAS,
+    "labelled": LABELLED, "relations": RELATIONS, "tuples_sets_14": TUPLES_AND_SETS,
+    "approximations": APPROXIMATIONS, "odd_numbers": ODD_NUMBERS, "list_order": LIST_ORDER,
 }
 TABLE = [pytest.param(g, p, e, id=f"{family}-{i}") for family, rows in FAMILIES.items()
          for i, (g, p, e) in enumerate(rows)]
@@ -291,7 +370,7 @@ EXTRACTION = [
     ("Comparing the options, the best one is\n(A)", "A"), (TIR, "42"),
     ("```python\nprint(7/2)\n```\n```output\n3.5\n```", "3.5"),
     ("I first guessed \\boxed{1}.\n```python\nprint(7)\n```\n```output\n7\n```\nSo \\boxed{7}.", "7"),
-    ("She has 5 apples and eats 2, leaving 3", "3"), ("It costs 1,000 dollars", "1000"),
+    ("She has 5 apples and eats 2, leaving 3", "3"), ("It costs 1,000 dollars", "1,000"),
     ("The final answer is $\\boxed{\\$32,\\!348}$.", r"\$32,\!348"),
     ("The answer is $\\$32$.", r"\$32"),
 ]
@@ -300,6 +379,65 @@ EXTRACTION = [
 @pytest.mark.parametrize("response, expected", EXTRACTION)
 def test_extract_answer(response, expected):
     assert extract_answer(response) == expected
+
+
+# (gold, response, expected) through extract_answer + is_equivalent, for issue 14's extraction
+# families: the answer in inline math, multi-part boxes, a later final answer, digits in words
+INLINE_MATH = [
+    (r"x \ge 5", r"Dividing by 3 keeps the sign, so we need $x \geq 5$.", True),
+    (r"x \ge 5", r"Dividing by 3 keeps the sign, so we need $x \geq 6$.", False),
+    ("10", r"Adding both counts gives \( (9+1) \)", True), ("10", r"Adding both counts gives \( (9+3) \)", False),
+    ("(7, 6)", "The point is $(7, 6)$", True), ("(7, 6)", "The point is $(6, 7)$", False),
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
+     r"So $M = \begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}$", True),
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
+     r"So $M = \begin{pmatrix} 1 & 2 \\ 4 & 3 \end{pmatrix}$", False),
+    ("5", "There are $5$ red balls and $3$ blue balls.", False), ("8", "The perimeter is $2(1+3)=8$.", True),
+    (r"\sqrt{2}", r"So $|AB| = \sqrt{2}$.", True), ("2", "The minimum value is $f(1) = 2$.", True),
+    ("12", "So 12.", True), ("1000.99", "1000,99", True), ("0.111", "0,111", True),
+    ("(0,0,0)", "$(0;0;0)$", True), ("2, 3", "$x=2$ or $x=3$", True),
+]
+MULTI_BOXED = [
+    ("3, 5", r"The roots are $\boxed{3}$ and $\boxed{5}$.", True),
+    ("3, 5", r"The roots are $\boxed{3}$ and $\boxed{7}$.", False),
+    ("3, 5", "For part (a) we get $\\boxed{3}$ and for part (b) $\\boxed{5}$.", True),
+    ("5, 7", "(a) \\boxed{5}\n\n(b) \\boxed{7}", True), ("7", "(a) \\boxed{5}\n\n(b) \\boxed{7}", False),
+    ("x = 2, y = -1", r"Therefore $x = \boxed{2}$, $y = \boxed{-1}$.", True),
+    ("x = 2, y = -1", r"Therefore $x = \boxed{2}$, $y = \boxed{1}$.", False),
+    ("-1, 1", r"\[\boxed{-1} \quad \text{or} \quad \boxed{1}\]", True),
+    ("x = 2, y = 3", r"\begin{aligned} x &= \boxed{2} \\ y &= \boxed{3} \end{aligned}", True),
+    ("4", r"First we get \boxed{3} but wait, that is wrong, so \boxed{4}", True),
+    ("3", r"First we get \boxed{3} but wait, that is wrong, so \boxed{4}", False),
+    (r"\frac{639}{40}", r"is $\boxed{15\frac{39}{40}},$ or $\boxed{\dfrac{639}{40}}$ inches.", True),
+]
+PRECEDENCE = [
+    ("10455", "The first block has $\\boxed{255}$ terms.\nSo the final answer is $10,455$.", True),
+    ("255", "The first block has $\\boxed{255}$ terms.\nSo the final answer is $10,455$.", False),
+    ("34", "Checking n = 35 fails.\n\nFinal Answer: The largest $n$ is 34.", True),
+    ("35", "Checking n = 35 fails.\n\nFinal Answer: The largest $n$ is 34.", False),
+    ("5", r"So \boxed{5}. Note: the answer is different from 3 if n is odd.", True),
+    ("12", r"The area is $\boxed{12}$. This answer is consistent with the figure.", True),
+    ("10", "I think \\boxed{4}.\nFinal Answer: The final answer is 10. I hope it is correct.", True),
+]
+DIGIT_IN_WORD = [
+    ("2", "The code word is AZYUK2A", False), ("2", "AZYUK2A", False),
+    ("2", "The code word is AZYUK2A, so the count is 2", True), ("3", "We use the H2O2 decomposition", False),
+    ("7", "Contestant B7 wins with 7 points", True),
+]
+RESPONSES = {"inline_math": INLINE_MATH, "multi_boxed": MULTI_BOXED, "precedence": PRECEDENCE,
+             "digit_in_word": DIGIT_IN_WORD}
+
+
+@pytest.mark.parametrize("gold, response, expected", [
+    pytest.param(g, r, e, id=f"{family}-{i}") for family, rows in RESPONSES.items()
+    for i, (g, r, e) in enumerate(rows)])
+def test_extraction_families(gold, response, expected):
+    assert is_equivalent(extract_answer(response), gold) is expected
+
+
+def test_extraction_families_have_both_verdicts():
+    for family, rows in RESPONSES.items():
+        assert {e for _, _, e in rows} == {True, False}, family
 
 
 @pytest.mark.parametrize("response", [
@@ -315,13 +453,14 @@ def test_extract_answer_none(response):
 LOOPING = "Now, we can add the two equations:\n\n$-4 + 4x + 4x > 4$\n\nNow, we can add the two equations:"
 
 
-def test_truncated_response_has_no_last_number_fallback():
-    assert extract_answer(LOOPING) == "4"
+def test_truncated_response_has_no_unmarked_fallback():
+    assert extract_answer(LOOPING) == "-4 + 4x + 4x > 4"  # the last inline math, not its last number
     assert extract_answer(LOOPING, truncated=True) is None
     assert extract_answer(r"so \boxed{4} and then more text 7", truncated=True) == "4"
     assert extract_answer("The answer is 12. Also 13", truncated=True) == "12"
     verdicts = verify_batch([LOOPING, LOOPING], ["4", "4"], truncated=[False, True], timeout_s=10)
-    assert [(v.status, v.answer) for v in verdicts] == [("correct", "4"), ("no_answer", None)]
+    assert [(v.status, v.answer) for v in verdicts] == [("wrong", "-4 + 4x + 4x > 4"),
+                                                        ("no_answer", None)]
     with pytest.raises(ValueError, match="truncated flags"):
         verify_batch([LOOPING], ["4"], truncated=[True, False])
 
@@ -393,6 +532,24 @@ ADVERSARIAL = [
     r"\boxed{\frac{\frac{\frac{1}{2}}{3}}{4}" * 50 + "}", r"\boxed{" + r"\sqrt{" * 300 + "2" + "}" * 301,
     r"\boxed{" + "1+" * 3000 + "1}", r"\boxed{x^{" + "9" * 50 + "}}", r"\boxed{\mathbb{Z}}",
 ]
+
+
+HOSTILE_TEXT = [  # no marked answer: math-verify's patterns run on the end of these
+    "\\(" * 300_000, "\\[" * 300_000, "$ " * 300_000, "answer " + "\\[answer\\(" * 100_000,
+    ("x" * 2999 + "\n") * 300, "1 " * 500_000 + "x", "(a) " * 300_000,
+    ("\\boxed{1}" + "i)" * 59 + "Q") * 50 + "\\boxed{2}",  # glue between boxes, nearly a label run
+    "x = 1 \\text{(" + "a" * 1990,  # a remark that never closes
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT, ids=range(len(HOSTILE_TEXT)))
+def test_extraction_stays_fast_on_hostile_text(text):
+    import time
+
+    extract_answer("warm up: $x$")  # the first call imports math-verify
+    start = time.perf_counter()
+    extract_answer(text)
+    assert time.perf_counter() - start < 2.0  # measured <= 0.35 s on a loaded 2-core machine
 
 
 @pytest.mark.parametrize("gold", ["1", "10^{10^{10^{10}}}", "\udcff"])
