@@ -167,9 +167,18 @@ def run(stage: str, cfg: Config, out_dir: str | Path, *, key_extra: dict | None 
     key = stage_key(stage, args, key_extra)
     out_dir = str(out_dir)
     manifest = read_manifest(Path(out_dir))
-    stale = manifest is None or manifest.get("key") != key or damaged_file(Path(out_dir), manifest) is not None
+    damaged = damaged_file(Path(out_dir), manifest) if manifest and manifest.get("key") == key else None
+    if damaged:
+        _logger().warning("%s: damaged (%s); the stage is recomputed, and what depends on it if its output changes",
+                          out_dir, damaged)
+    stale = manifest is None or manifest.get("key") != key or damaged is not None
     result = TASKS[stage].with_options(refresh_cache=stale)(cfg, out_dir, args, key)
     return replace(result, dir=out_dir)
+
+
+def _logger():
+    from flows.launch import _logger as launch_logger
+    return launch_logger()
 
 
 def problem_files_key(cfg: Config) -> dict:

@@ -162,7 +162,9 @@ def load_rm(rm_dir: str | Path):
     check_checkpoint(rm_dir)
     tokenizer = AutoTokenizer.from_pretrained(rm_dir)
     tokenizer.padding_side = "right"
-    model = AutoModelForSequenceClassification.from_pretrained(rm_dir, num_labels=1, dtype=torch.float32)
+    on_gpu = torch.cuda.is_available()   # bf16 on GPUs; float32 on CPU, where bf16 is slow
+    model = AutoModelForSequenceClassification.from_pretrained(rm_dir, num_labels=1,
+                                                               dtype=torch.bfloat16 if on_gpu else torch.float32)
     if model.config.pad_token_id is None:
         raise ValueError(f"RM {rm_dir}: config.pad_token_id is unset, so padded batches would be scored at "
                          "the wrong token; save it with tasks.reward.train_reward_model")

@@ -140,3 +140,49 @@ def test_new_run_into_existing_folder_is_refused(killed_then_resumed):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "--resume" in out.stderr
 
+
+
+def _data_files(run_dir: Path) -> dict[str, str]:
+    """Digest of every file a stage wrote, by its path in the run (records of when and how long left out)."""
+    from tasks.common import sha256_file
+    skip = {"manifest.json", "shards.json"}
+    return {str(p.relative_to(run_dir)): sha256_file(p) for p in sorted(run_dir.glob("round-*/*/**/*"))
+            if p.is_file() and p.name not in skip and ".jobs" not in p.parts}
+
+
+def test_resumed_run_equals_an_uninterrupted_run_file_by_file(killed_then_resumed, tmp_path):
+    """Sampling depends only on (weights, prompt, per-problem seed), never on what the engine served
+    before, and training writes no temporary paths: the killed and resumed run is the same run."""
+    _, run_dir, _ = killed_then_resumed
+    home = tmp_path / "straight"
+    proc = _cli(["run", str(SMOKE), "--home", str(home)], tmp_path / "straight.log")
+    assert proc.wait(timeout=900) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+    resumed, straight = _data_files(run_dir), _data_files(home / "smoke")
+    assert set(resumed) == set(straight)
+    differ = sorted(f for f in resumed if resumed[f] != straight[f])
+    assert differ == [], differ
+
+
+def test_copied_run_resumes_on_its_own_files_and_a_damaged_file_is_recomputed(killed_then_resumed, tmp_path):
+    import shutil
+
+    home, run_dir, _ = killed_then_resumed
+    original = _data_files(run_dir)
+    copy_home = tmp_path / "copy"
+    shutil.copytree(run_dir, copy_home / "smoke", symlinks=True)          # like cp -a: mtimes kept
+    samples = copy_home / "smoke" / "round-01" / "02-sample" / "samples.parquet"
+    samples.write_bytes(samples.read_bytes()[:100])                        # truncated in the copy only
+    proc = _cli(["run", str(SMOKE), "--home", str(copy_home), "--resume"], tmp_path / "copy.log")
+    assert proc.wait(timeout=900) == 0, (tmp_path / "copy.log").read_text()[-3000:]
+    log = (tmp_path / "copy.log").read_text()
+    assert "02-sample: damaged (samples.parquet: size" in log
+    states = _stage_states(tmp_path / "copy.log")
+    assert states["round-01/sample"] == "Completed" and states["round-01/problems"] == "Cached"
+    assert _data_files(copy_home / "smoke") == original                    # recomputed to the same bytes
+    assert _data_files(run_dir) == original                                # the original was never touched
+
+    moved = tmp_path / "moved"
+    shutil.move(str(copy_home / "smoke"), str(moved / "smoke"))
+    proc = _cli(["run", str(SMOKE), "--home", str(moved), "--resume"], tmp_path / "moved.log")
+    assert proc.wait(timeout=900) == 0, (tmp_path / "moved.log").read_text()[-3000:]
+    assert set(_stage_states(tmp_path / "moved.log").values()) == {"Cached"}
