@@ -157,6 +157,8 @@ def _job(stage: str, cfg: Config, tmp: Path, args: dict, shard: tuple[int, int] 
 
 def _sharded(stage: str, cfg: Config, out_dir: Path, args: dict, key: str, inputs: dict, n: int) -> StageResult:
     """Shards (each cached by its own manifest), then the merge into the stage folder."""
+    if done := finished(out_dir, key):      # merged before (its shard folders are gone)
+        return done
     shards_dir = out_dir.with_name(out_dir.name + ".shards")
     shard_keys = [digest_json({"stage_key": key, "shard": [i, n]}) for i in range(n)]
     dirs = [shards_dir / f"shard-{i:03d}-of-{n:03d}" for i in range(n)]
