@@ -72,11 +72,11 @@ def predict(cfg: Config, model_dir: str, test: pd.DataFrame, prompts: dict[str, 
 
 def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path, rm_dir: str | None = None,
                  previous_dir: str | None = None, title: str = "Evaluation") -> dict:
-    prompts = {mode: build_prompts(list(test.question), model_dir, cfg.prompt, mode) for mode in cfg.evaluate.modes}
+    prompts, test, notes = _fitted_prompts(cfg, model_dir, test)
     preds = predict(cfg, model_dir, test, prompts, rm_dir)
     preds.to_parquet(out_dir / "predictions.parquet", index=False)
 
-    metrics = {"n_test": len(test), "n": cfg.evaluate.n, **_agreement(preds)}
+    metrics = {"n_test": len(test), "n": cfg.evaluate.n, **_agreement(preds), **notes}
     slices: dict[str, dict] = {}
     for mode in cfg.evaluate.modes:
         n, prefix = samples_per_problem(cfg, mode), "tir_" if mode == "tir" else ""
@@ -89,7 +89,28 @@ def run_evaluate(cfg: Config, model_dir: str, test: pd.DataFrame, out_dir: Path,
     metrics["slices"] = slices
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_report(metrics, out_dir, previous_dir, title)
-    return {k: v for k, v in metrics.items() if k != "slices"}
+    return {k: v for k, v in metrics.items() if k not in ("slices", "prompts_too_long")}
+
+
+def _fitted_prompts(cfg: Config, model_dir: str, test: pd.DataFrame) -> tuple[dict, pd.DataFrame, dict]:
+    """Prompts in the format the model knows, without the problems whose prompt (in any mode) leaves
+    no room for max_tokens in the model's context; notes for metrics.json say what was done."""
+    from tasks.prompts import prompt_budget, prompt_config_for, prompts_that_fit
+
+    prompt_cfg, prompt_format = prompt_config_for(model_dir, cfg.prompt)
+    prompts = {mode: build_prompts(list(test.question), model_dir, prompt_cfg, mode) for mode in cfg.evaluate.modes}
+    budget = prompt_budget(model_dir, cfg.evaluate.max_tokens, cfg.engine.max_model_len)
+    fits = [all(f) for f in zip(*(prompts_that_fit(ps, model_dir, budget) for ps in prompts.values()))]
+    if fits and not any(fits):
+        raise ValueError(f"{model_dir}: every prompt is longer than {budget} tokens (the model's context minus "
+                         f"max_tokens {cfg.evaluate.max_tokens}); lower max_tokens")
+    notes = {"prompt_format": prompt_format} if prompt_cfg is not cfg.prompt else {}
+    if not all(fits):
+        skipped = test[[not f for f in fits]]
+        notes["n_too_long"] = len(skipped)
+        notes["prompts_too_long"] = {"max_prompt_tokens": budget, **skipped.source.value_counts().to_dict()}
+    kept = {m: [p for p, f in zip(ps, fits) if f] for m, ps in prompts.items()}
+    return kept, test[fits].reset_index(drop=True), notes
 
 
 def benchmark_dir(cfg: Config) -> Path:
@@ -136,7 +157,18 @@ def _write_report(metrics: dict, out_dir: Path, previous_dir: str | None, title:
         fixed, broken = flipped(Path(previous_dir) / "predictions.parquet", out_dir / "predictions.parquet")
     audited = "mv_agreement" in metrics  # verify.audit off: no independent verdicts to compare with
     disagreements = _disagreements(pd.read_parquet(out_dir / "predictions.parquet")) if audited else None
-    (out_dir / "report.md").write_text(round_report(metrics, prev, fixed, broken, title, disagreements))
+    report = round_report(metrics, prev, fixed, broken, title, disagreements)
+    (out_dir / "report.md").write_text(report + _notes(metrics))
+
+
+def _notes(metrics: dict) -> str:
+    """What the evaluation had to adapt to the model, in words."""
+    lines = [f"- prompts: {metrics['prompt_format']}"] if "prompt_format" in metrics else []
+    if too_long := metrics.get("prompts_too_long"):
+        per = ", ".join(f"{k} {v}" for k, v in too_long.items() if k != "max_prompt_tokens")
+        lines.append(f"- skipped {metrics['n_too_long']} problems whose prompt is longer than "
+                     f"{too_long['max_prompt_tokens']} tokens (the model's context minus max_tokens): {per}")
+    return "\n## Notes\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _disagreements(preds: pd.DataFrame) -> list[dict]:
