@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flows.hygiene import LOCK_NAME, RunFolderBusy, lock_holder, run_lock, sigterm_as_interrupt, start_reaper
+from flows.hygiene import (LOCK_NAME, Interrupted, RunFolderBusy, busy_message, interrupt_on_signals, lock_holder,
+                           run_lock, start_reaper)
 
 REPO = Path(__file__).resolve().parent.parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-improving math language models.")
@@ -121,7 +122,7 @@ def run(
     root = home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))
     run_dir = (root / name).resolve()
     if (holder := lock_holder(run_dir)) is not None:
-        _fail(f"{run_dir} is in use by another run (pid {holder}); wait for it to end or stop it")
+        _fail(busy_message(run_dir, holder))
     _check_inputs(cfg, run_dir)
     if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()) and not resume:
         _fail(f"{run_dir} exists; pass --resume to continue it or --run NAME for a new run")
@@ -129,7 +130,7 @@ def run(
         _fail(f"--resume: no run at {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
     start_reaper()
-    sigterm_as_interrupt()
+    interrupt_on_signals()
 
     from flows.self_improve import run_loop
     try:
@@ -138,7 +139,7 @@ def run(
             summary = run_loop(cfg, str(run_dir), name)
     except RunFolderBusy as e:
         _fail(str(e))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         _fail("interrupted; finished stages are kept, continue with --resume")
     except Exception as e:  # one-line cause; the full traceback is in the Prefect logs above
         _fail(f"{type(e).__name__}: {e}".splitlines()[0] + f"  (continue with --resume after fixing)")
@@ -197,11 +198,11 @@ def eval_cmd(
         console.print(f"[yellow]skipped {len(bad)} bad rows[/]" + (" (first 20 listed above)" if len(bad) > 20 else ""))
     out.mkdir(parents=True, exist_ok=True)
     start_reaper()
-    sigterm_as_interrupt()
+    interrupt_on_signals()
     started = time.time()
     try:
         metrics = run_evaluate(cfg, str(model), test, out, str(rm) if rm else None, title=f"Evaluation of {model}")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         _fail("interrupted")
     except ValueError as e:
         _fail(str(e).splitlines()[0])

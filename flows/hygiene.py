@@ -1,6 +1,6 @@
 """Process hygiene for the CLI: one run per run folder, and no processes left behind.
 
-    from flows.hygiene import run_lock, start_reaper, sigterm_as_interrupt
+    from flows.hygiene import interrupt_on_signals, run_lock, start_reaper
     start_reaper()                       # first thing a long command does
     with run_lock(run_dir):              # RunFolderBusy when another process runs in that folder
         ...
@@ -63,6 +63,17 @@ def lock_holder(run_dir: Path) -> int | None:
         os.close(fd)  # also drops the shared lock, if we got it
 
 
+def busy_message(run_dir: Path, pid: int) -> str:
+    """One line: who holds the folder. A holder that has just died may leave a forked child holding
+    the lock for the few seconds until the reaper stops it."""
+    import psutil
+
+    if psutil.pid_exists(pid):
+        return f"{run_dir} is in use by another run (pid {pid}); wait for it to end or stop it"
+    return (f"{run_dir} is still held by a process of a run that ended (pid {pid}); "
+            "its reaper stops such processes within seconds, try again")
+
+
 def _pid_in(path: Path) -> int:
     text = path.read_text().strip()
     return int(text) if text.isdigit() else -1
@@ -77,8 +88,7 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunFolderBusy(f"{run_dir} is in use by another run (pid {_pid_in(path)}); "
-                            "wait for it to end or stop it") from None
+        raise RunFolderBusy(busy_message(run_dir, _pid_in(path))) from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -90,13 +100,22 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
 # ---------------------------------------------------------------------------------------------
 # SIGTERM like Ctrl-C
 
-def sigterm_as_interrupt() -> None:
-    """SIGTERM raises KeyboardInterrupt in the main thread, so a service manager's stop ends the
-    command the way Ctrl-C does (stages kept, engine stopped, one line). Prefect's flow engine
-    swaps in its own handler while a flow runs and re-sends the signal to this one when it ends."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM. Not a KeyboardInterrupt: vLLM 0.32 swallows those while its engine
+    starts (`zmq_socket_ctx` catches KeyboardInterrupt around the start-up handshake), so a Ctrl-C
+    in that window went unnoticed and the run carried on."""
+
+
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM raise Interrupted in the main thread, so a service manager's stop ends
+    the command the way Ctrl-C does (stages kept, engine stopped, one line). Prefect's flow engine
+    swaps in its own SIGTERM handler while a flow runs and re-sends the signal to this one when it
+    ends. A signal the shell told us to ignore (SIGINT of a background job) stays ignored."""
     def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, interrupt)
+        raise Interrupted(signal.Signals(signum).name)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, interrupt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,7 +132,7 @@ def start_reaper() -> subprocess.Popen:
     global _reaper
     if _reaper is None:
         _reaper = subprocess.Popen([sys.executable, "-m", "flows.hygiene", str(os.getpid())],
-                                   stdin=subprocess.PIPE, start_new_session=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
                                    cwd=Path(__file__).resolve().parent.parent)
         atexit.register(_quiet_exit, _reaper)  # registered first, so it runs after Prefect's own
     return _reaper
@@ -168,7 +187,16 @@ def _leftovers(known: dict, group: int | None, parent: int) -> list:
                 if os.getpgid(p.pid) == group and p.info["ppid"] in (1, parent, *procs) and p.pid != parent:
                     procs.setdefault(p.pid, p)
     procs.pop(os.getpid(), None)
-    return list(procs.values())
+    return [p for p in procs.values() if _alive(p)]
+
+
+def _alive(p) -> bool:
+    """Running and not a zombie (a dead process its new parent has not collected yet)."""
+    import psutil
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def stop(procs: list, grace_s: float = GRACE_S) -> list[str]:

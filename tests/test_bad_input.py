@@ -184,11 +184,15 @@ def test_damaged_model_folder_is_named_with_what_is_wrong(tiny_model, tmp_path, 
     assert e.match(message)
 
 
-def test_eval_of_a_damaged_model_is_one_line(tiny_model, tmp_path):
+def test_run_or_eval_of_a_damaged_model_is_one_line(tiny_model, tmp_path):
     bad = damaged_copy(tiny_model, tmp_path / "m", "huge config")
     line = one_line(cli("eval", "--model", bad, "--benchmarks", "gsm8k:5", "--out", tmp_path / "out"))
     assert line.startswith(f"error: {bad}: weights do not match config.json: model.embed_tokens.weight")
     assert not (tmp_path / "out").exists()
+    cfg = write_yaml(tmp_path / "c.yaml", f"bootstrap: {{model_path: {bad}}}\n")
+    line = one_line(cli("run", cfg, "--home", tmp_path / "runs"))
+    assert line.startswith(f"error: bootstrap.model_path: {bad}: weights do not match config.json: ")
+    assert not (tmp_path / "runs").exists()
 
 
 # ---------------------------------------------------------------------------------------------

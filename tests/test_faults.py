@@ -90,6 +90,35 @@ def test_a_killed_holder_releases_the_lock(holder):
     assert lock_holder(run_dir) is None
 
 
+def test_a_forked_child_of_a_dead_holder_is_named_as_such(tmp_path):
+    """A child forked by the run (not exec'd) shares its lock until the reaper stops it."""
+    from flows.hygiene import RunFolderBusy, run_lock
+
+    code = textwrap.dedent(f"""
+        import os, time
+        from flows.hygiene import run_lock
+        with run_lock({str(tmp_path)!r}):
+            child = os.fork()
+            if child == 0:
+                time.sleep(600)
+            print(child, flush=True)
+            os._exit(0)
+    """)
+    proc = subprocess.Popen(PY + [code], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        assert proc.wait(timeout=60) == 0
+        dead = proc.pid
+        assert (tmp_path / "run.lock").read_text() == f"{dead}\n"
+        with pytest.raises(RunFolderBusy) as e:
+            with run_lock(tmp_path):
+                pass
+        assert str(e.value) == (f"{tmp_path} is still held by a process of a run that ended (pid {dead}); "
+                                "its reaper stops such processes within seconds, try again")
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_a_scheduled_iteration_on_a_busy_folder_fails_at_once(holder):
     from flows.hygiene import RunFolderBusy
     from flows.ops import scheduled_iteration
@@ -164,9 +193,12 @@ def test_the_reaper_spares_a_process_group_member_that_is_not_a_descendant():
 # A real run, signalled while vLLM runs (slow)
 
 def start_smoke(home: Path, log: Path) -> subprocess.Popen:
+    """The command as a terminal starts it: SIGINT not ignored (pytest may run in a background
+    job, whose children inherit an ignored SIGINT), in a session of its own."""
     return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "configs/smoke.yaml", "--home", str(home)],
                             cwd=REPO, env=ENV, start_new_session=True, stdout=open(log.with_suffix(".out"), "w"),
-                            stderr=open(log.with_suffix(".err"), "w"))
+                            stderr=open(log.with_suffix(".err"), "w"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_engine(proc: subprocess.Popen, timeout_s: float = 900) -> list[psutil.Process]:
@@ -202,10 +234,30 @@ def test_sigkill_leaves_no_process_and_the_run_resumes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_ends_the_run_like_ctrl_c(tmp_path, sig):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_engine_starts_ends_the_run(tmp_path, sig):
+    """vLLM swallows KeyboardInterrupt during its start-up handshake; Ctrl-C there must still count."""
     proc = start_smoke(tmp_path / "runs", tmp_path / "run")
     kids = wait_for_engine(proc)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=300) == 1
+    errors = [line for line in (tmp_path / "run.err").read_text().splitlines() if line.startswith("error:")]
+    assert errors == [INTERRUPTED]
+    assert wait_gone(kids, 10) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_ends_the_run_like_ctrl_c(tmp_path, sig):
+    """Signalled in round 1, with the engine up (round 0's evaluation has used it)."""
+    proc = start_smoke(tmp_path / "runs", tmp_path / "run")
+    wait_for_engine(proc)
+    round_0 = tmp_path / "runs" / "smoke" / "round-00" / "09-evaluate" / "manifest.json"
+    deadline = time.time() + 900
+    while not round_0.exists():
+        assert proc.poll() is None and time.time() < deadline, (tmp_path / "run.err").read_text()[-3000:]
+        time.sleep(0.2)
+    kids = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(sig)
     assert proc.wait(timeout=300) == 1
     errors = [line for line in (tmp_path / "run.err").read_text().splitlines() if line.startswith("error:")]
