@@ -92,9 +92,13 @@ def _check_inputs(cfg, run_dir: Path) -> None:
     if cfg.evaluate.benchmarks:
         from tasks.evaluate import load_test_set
         try:
-            load_test_set(cfg)
+            _, bad = load_test_set(cfg)
         except (FileNotFoundError, ValueError) as e:
             _fail(f"evaluate.benchmarks: {e}")
+        if bad:
+            b = bad[0]
+            console.print(f"[yellow]evaluate.benchmarks: {len(bad)} bad rows will be skipped[/] (first: "
+                          f"{escape(b['file'])}:{b['line']}, field {b['field']!r}: {escape(b['reason'])})")
 
 
 @app.command()

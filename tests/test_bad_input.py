@@ -133,6 +133,12 @@ def test_skipped_rows_are_counted_on_the_console_with_where_they_are_listed(tmp_
     assert capsys.readouterr().err.splitlines() == [
         f"problems.files: {path}: 1 bad rows will be skipped (first: line 2, field '-': not UTF-8: byte 0xe9 "
         f"at byte 18 of the line); each round lists them in {tmp_path}/run/round-XX/01-problems/bad_rows.parquet"]
+    (tmp_path / "gsm8k").mkdir()
+    path.rename(tmp_path / "gsm8k" / "test.jsonl")
+    _check_inputs(Config.model_validate({"evaluate": {"benchmarks": ["gsm8k"], "data_dir": str(tmp_path)}}), tmp_path)
+    assert capsys.readouterr().err.splitlines() == [
+        f"evaluate.benchmarks: 1 bad rows will be skipped (first: {tmp_path}/gsm8k/test.jsonl:2, field '-': "
+        "not UTF-8: byte 0xe9 at byte 18 of the line)"]
 
 
 # ---------------------------------------------------------------------------------------------
