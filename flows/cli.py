@@ -127,11 +127,11 @@ def run(
     run_dir = (root / name).resolve()
     if (holder := lock_holder(run_dir)) is not None:
         _fail(busy_message(run_dir, holder))
-    _check_inputs(cfg, run_dir)
     if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()) and not resume:
         _fail(f"{run_dir} exists; pass --resume to continue it or --run NAME for a new run")
     if resume and not run_dir.exists():
         _fail(f"--resume: no run at {run_dir}")
+    _check_inputs(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start_reaper()
     interrupt_on_signals()
