@@ -12,7 +12,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from flows.hygiene import (LOCK_NAME, Interrupted, RunFolderBusy, busy_message, interrupt_on_signals, lock_holder,
+                           run_lock, start_reaper)
 
 REPO = Path(__file__).resolve().parent.parent
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-improving math language models.")
@@ -68,8 +72,49 @@ def _settings(items: list[str]) -> dict:
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[bold red]error:[/] {msg}")
+    console.print(f"[bold red]error:[/] {escape(msg)}")
     raise typer.Exit(1)
+
+
+def _at_least(flag: str, value: int | None, minimum: int, meaning: str) -> None:
+    """A flag out of range is the flag's fault, said in one line (not the config file's)."""
+    if value is not None and value < minimum:
+        _fail(f"{flag} {value}: must be {minimum} or more ({meaning})")
+
+
+def _check_inputs(cfg, run_dir: Path) -> None:
+    """Inputs a run reads much later, checked before Prefect starts: one line each. Bad rows that
+    the problems stage will skip are counted here, with where the stage lists them."""
+    from tasks.models import check_model
+    from tasks.sources import read_problems
+
+    if cfg.bootstrap.model_path:
+        try:
+            check_model(cfg.bootstrap.model_path)
+        except (FileNotFoundError, ValueError) as e:
+            _fail(f"bootstrap.model_path: {e}")
+    for f in cfg.problems.files if cfg.problems.source == "files" else []:
+        if not Path(f.path).is_file():
+            _fail(f"problems.files: {f.path}: no such file")
+        try:
+            _, bad = read_problems(f.path, field_map=dict(f.field_map), on_bad=cfg.problems.on_bad)
+        except ValueError as e:
+            _fail(f"problems.files: {e}")
+        if bad:
+            b = bad[0]
+            console.print(f"[yellow]problems.files: {escape(f.path)}: {len(bad)} bad rows will be skipped[/] "
+                          f"(first: line {b['line']}, field {b['field']!r}: {escape(b['reason'])}); each round lists "
+                          f"them in {run_dir}/round-XX/01-problems/bad_rows.parquet")
+    if cfg.evaluate.benchmarks:
+        from tasks.evaluate import load_test_set
+        try:
+            _, bad = load_test_set(cfg.evaluate, cfg.world)
+        except (FileNotFoundError, ValueError) as e:
+            _fail(f"evaluate.benchmarks: {e}")
+        if bad:
+            b = bad[0]
+            console.print(f"[yellow]evaluate.benchmarks: {len(bad)} bad rows will be skipped[/] (first: "
+                          f"{escape(b['file'])}:{b['line']}, field {b['field']!r}: {escape(b['reason'])})")
 
 
 @app.command()
@@ -83,6 +128,7 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="override a config field: --set cluster.nodes=4 (repeat)"),
 ) -> None:
     """Run bootstrap + R self-improvement rounds (then GRPO, if enabled) and write runs/<run>/summary.json."""
+    _at_least("--rounds", rounds, 0, "improvement rounds after round 0")
     _environment()
     from tasks.config import ConfigError, load_config
 
@@ -96,17 +142,25 @@ def run(
     name = run_name or cfg.run.name
     root = home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))
     run_dir = (root / name).resolve()
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+    if (holder := lock_holder(run_dir)) is not None:
+        _fail(busy_message(run_dir, holder))
+    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()) and not resume:
         _fail(f"{run_dir} exists; pass --resume to continue it or --run NAME for a new run")
     if resume and not run_dir.exists():
         _fail(f"--resume: no run at {run_dir}")
+    _check_inputs(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    start_reaper()
+    interrupt_on_signals()
 
     from flows.self_improve import run_loop
-    console.print(f"run [bold]{name}[/] -> {run_dir}")
     try:
-        summary = run_loop(cfg, str(run_dir), name)
-    except KeyboardInterrupt:
+        with run_lock(run_dir):
+            console.print(f"run [bold]{name}[/] -> {run_dir}")
+            summary = run_loop(cfg, str(run_dir), name)
+    except RunFolderBusy as e:
+        _fail(str(e))
+    except (KeyboardInterrupt, Interrupted):
         _fail("interrupted; finished stages are kept, continue with --resume")
     except Exception as e:  # one-line cause; the full traceback is in the Prefect logs above
         _fail(f"{type(e).__name__}: {e}".splitlines()[0] + f"  (continue with --resume after fixing)")
@@ -132,6 +186,9 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model on real benchmarks: greedy, maj@n, rm@n, pass@n, per benchmark and language."""
     import time
+    _at_least("--n", n, 0, "samples per problem; 0 = greedy only")
+    _at_least("--max-tokens", max_tokens, 1, "generation budget per response")
+    _at_least("--limit", limit, 1, "first N problems of each benchmark")
     _environment()
     from tasks.config import ConfigError, load_config
     overrides = {"evaluate.benchmarks": [b for b in benchmarks.split(",") if b], "evaluate.n": n,
@@ -143,22 +200,36 @@ def eval_cmd(
         cfg = load_config(config or REPO / "configs" / "smollm2-135m.yaml", overrides)
     except ConfigError as e:
         _fail(str(e))
-    from tasks.common import check_checkpoint
     from tasks.evaluate import load_test_set
     from tasks.evaluate import run as run_evaluate
+    from tasks.models import check_model
+    from tasks.prompts import model_context, prompt_budget
     try:
-        check_checkpoint(model)
+        check_model(model)
+        if rm:
+            check_model(rm)
+        context = model_context(model, cfg.engine.max_model_len)  # a config's limit may exceed the model's
+        cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"max_model_len": context})})
+        prompt_budget(model, max_tokens, context)
         test, bad = load_test_set(cfg.evaluate, cfg.world)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    for b in bad:
-        console.print(f"[yellow]skipped bad row[/] {b['file']}:{b['line']} {b['field']}: {b['reason']}")
+    for b in bad[:20]:
+        console.print(f"[yellow]skipped bad row[/] {escape(b['file'])}:{b['line']} {escape(b['field'])}: {escape(b['reason'])}")
+    if bad:
+        console.print(f"[yellow]skipped {len(bad)} bad rows[/]" + (" (first 20 listed above)" if len(bad) > 20 else ""))
     out.mkdir(parents=True, exist_ok=True)
+    start_reaper()
+    interrupt_on_signals()
     started = time.time()
     try:
         metrics = run_evaluate(evaluate=cfg.evaluate, world=cfg.world, engine=cfg.engine, prompt=cfg.prompt, tir=cfg.tir,
                                verify=cfg.verify, score=cfg.score, stop=cfg.sample.stop, max_length=cfg.max_length(),
                                policy=model, rm=rm, previous=None, title=f"Evaluation of {model}", out_dir=out)
+    except (KeyboardInterrupt, Interrupted):
+        _fail("interrupted")
+    except ValueError as e:
+        _fail(str(e).splitlines()[0])
     finally:
         _stop_engine()
     metrics["wall_s"] = round(time.time() - started, 1)
@@ -341,6 +412,7 @@ def serve(
     name = run_name or cfg.run.name
     root = (home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))).resolve()
     schedule = {"cron": cron} if cron else {"interval": dt.timedelta(seconds=_seconds(every))}
+    start_reaper()  # flow runs are child processes of this one: they go when it goes
     # limit/global_limit = 1: flow.serve defaults to unlimited concurrency, and a short interval
     # would otherwise start overlapping rounds on the same run folder.
     try:

@@ -104,16 +104,18 @@ def pause_schedule(deployment: str) -> None:
 @flow(name="scheduled-iteration", flow_run_name="{run_name}-next")
 def scheduled_iteration(config: str, run_name: str, home: str) -> dict:
     """One scheduled run: continue the run folder by one round (all earlier stages come from cache)."""
+    from flows.hygiene import run_lock
     from flows.self_improve import run_loop
     from tasks.config import load_config
 
     run_dir = Path(home) / run_name
-    cfg = load_config(config, {"run.rounds": rounds_done(run_dir) + 1})
     run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return run_loop(cfg, str(run_dir), run_name)
-    finally:
-        stop_engines()
+    with run_lock(run_dir):  # a `selfimprove run` on the same folder fails this run at once
+        cfg = load_config(config, {"run.rounds": rounds_done(run_dir) + 1})
+        try:
+            return run_loop(cfg, str(run_dir), run_name)
+        finally:
+            stop_engines()
 
 
 def stop_engines() -> None:

@@ -35,14 +35,15 @@ def run(*, evaluate: EvaluateConfig, world: WorldConfig, engine: EngineConfig, p
         rm: Path | None, previous: Path | None, title: str, out_dir: Path, shard: tuple[int, int] = (0, 1)) -> dict:
     """Predictions of `policy` on the test set (this shard's slice); the whole set also gets
     metrics.json and report.md (`finish`), compared with the `previous` evaluation when given."""
-    test = shard_rows(load_test_set(evaluate, world)[0], shard)
-    prompts = {mode: build_prompts(list(test.question), str(policy), prompt, mode) for mode in evaluate.modes}
+    prompts, test, _ = _fitted_prompts(evaluate, engine, prompt, str(policy),
+                                       shard_rows(load_test_set(evaluate, world)[0], shard))
     preds = predict(evaluate, engine, tir, verify, score, stop, max_length, str(policy), test, prompts,
                     str(rm) if rm else None)
     preds.to_parquet(Path(out_dir) / OUTPUTS[0], index=False)
     if shard != (0, 1):
         return {"predictions": len(preds)}
-    return finish(Path(out_dir), evaluate=evaluate, world=world, previous=previous, title=title)
+    return finish(Path(out_dir), evaluate=evaluate, world=world, engine=engine, prompt=prompt, policy=policy,
+                  previous=previous, title=title)
 
 
 def _verify(verify: VerifyConfig, responses: list[str], golds: list[str], truncated: list[bool]):
@@ -95,13 +96,13 @@ def predict(e: EvaluateConfig, engine: EngineConfig, tir: TirConfig, verify: Ver
     return preds
 
 
-def finish(out_dir: Path, *, evaluate: EvaluateConfig, world: WorldConfig, previous: Path | None, title: str,
-           **_) -> dict:
+def finish(out_dir: Path, *, evaluate: EvaluateConfig, world: WorldConfig, engine: EngineConfig, prompt: PromptConfig,
+           policy: Path, previous: Path | None, title: str, **_) -> dict:
     """metrics.json and report.md from the (merged) predictions.parquet of the whole test set."""
-    test = load_test_set(evaluate, world)[0]
+    _, test, notes = _fitted_prompts(evaluate, engine, prompt, str(policy), load_test_set(evaluate, world)[0])
     preds = _in_order(pd.read_parquet(out_dir / OUTPUTS[0]), test, evaluate.modes)
     preds.to_parquet(out_dir / OUTPUTS[0], index=False)
-    metrics = {"n_test": len(test), "n": evaluate.n, **_agreement(preds)}
+    metrics = {"n_test": len(test), "n": evaluate.n, **_agreement(preds), **notes}
     slices: dict[str, dict] = {}
     for mode in evaluate.modes:
         n, prefix = samples_per_problem(evaluate, mode), "tir_" if mode == "tir" else ""
@@ -114,7 +115,29 @@ def finish(out_dir: Path, *, evaluate: EvaluateConfig, world: WorldConfig, previ
     metrics["slices"] = slices
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_report(metrics, out_dir, str(previous) if previous else None, title)
-    return {k: v for k, v in metrics.items() if k != "slices"}
+    return {k: v for k, v in metrics.items() if k not in ("slices", "prompts_too_long")}
+
+
+def _fitted_prompts(evaluate: EvaluateConfig, engine: EngineConfig, prompt: PromptConfig, model_dir: str,
+                    test: pd.DataFrame) -> tuple[dict, pd.DataFrame, dict]:
+    """Prompts in the format the model knows, without the problems whose prompt (in any mode) leaves
+    no room for max_tokens in the model's context; notes for metrics.json say what was done."""
+    from tasks.prompts import prompt_budget, prompt_config_for, prompts_that_fit
+
+    prompt_cfg, prompt_format = prompt_config_for(model_dir, prompt)
+    prompts = {mode: build_prompts(list(test.question), model_dir, prompt_cfg, mode) for mode in evaluate.modes}
+    budget = prompt_budget(model_dir, evaluate.max_tokens, engine.max_model_len)
+    fits = [all(f) for f in zip(*(prompts_that_fit(ps, model_dir, budget) for ps in prompts.values()))]
+    if fits and not any(fits):
+        raise ValueError(f"{model_dir}: every prompt is longer than {budget} tokens (the model's context minus "
+                         f"max_tokens {evaluate.max_tokens}); lower max_tokens")
+    notes = {"prompt_format": prompt_format} if prompt_cfg is not prompt else {}
+    if not all(fits):
+        skipped = test[[not f for f in fits]]
+        notes["n_too_long"] = len(skipped)
+        notes["prompts_too_long"] = {"max_prompt_tokens": budget, **skipped.source.value_counts().to_dict()}
+    kept = {m: [p for p, f in zip(ps, fits) if f] for m, ps in prompts.items()}
+    return kept, test[fits].reset_index(drop=True), notes
 
 
 def _in_order(preds: pd.DataFrame, test: pd.DataFrame, modes: list[str]) -> pd.DataFrame:
@@ -170,7 +193,18 @@ def _write_report(metrics: dict, out_dir: Path, previous_dir: str | None, title:
         fixed, broken = flipped(Path(previous_dir) / "predictions.parquet", out_dir / "predictions.parquet")
     audited = "mv_agreement" in metrics  # verify.audit off: no independent verdicts to compare with
     disagreements = _disagreements(pd.read_parquet(out_dir / "predictions.parquet")) if audited else None
-    (out_dir / "report.md").write_text(round_report(metrics, prev, fixed, broken, title, disagreements))
+    report = round_report(metrics, prev, fixed, broken, title, disagreements)
+    (out_dir / "report.md").write_text(report + _notes(metrics))
+
+
+def _notes(metrics: dict) -> str:
+    """What the evaluation had to adapt to the model, in words."""
+    lines = [f"- prompts: {metrics['prompt_format']}"] if "prompt_format" in metrics else []
+    if too_long := metrics.get("prompts_too_long"):
+        per = ", ".join(f"{k} {v}" for k, v in too_long.items() if k != "max_prompt_tokens")
+        lines.append(f"- skipped {metrics['n_too_long']} problems whose prompt is longer than "
+                     f"{too_long['max_prompt_tokens']} tokens (the model's context minus max_tokens): {per}")
+    return "\n## Notes\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _disagreements(preds: pd.DataFrame) -> list[dict]:

@@ -16,8 +16,9 @@ Field rules, first hit wins:
 - id: `id`, `idx`, `unique_id`, else the 1-based line (Parquet: row) number; always a string.
 - lang: the row's `lang` field, else "zh" when the question has a CJK character, else "en".
 
-A bad row (invalid JSON, not an object, question missing, empty or not text) is never dropped
-silently: it is returned as {file, line, field, reason}, or with on_bad="error" raises ValueError.
+A bad row (not UTF-8, invalid JSON, not an object, question missing, empty or not text) is never
+dropped silently: it is returned as {file, line, field, reason}, or with on_bad="error" raises
+ValueError. A file without a single usable row raises ValueError naming the file.
 """
 from __future__ import annotations
 
@@ -49,8 +50,13 @@ def iter_records(path: str | Path, batch_rows: int = 4096) -> Iterator[tuple[int
                 line += 1
                 yield line, rec, None
         return
-    with open(path, encoding="utf-8") as f:
-        for line, text in enumerate(f, 1):
+    with open(path, "rb") as f:  # decoded line by line: one bad byte spoils its line, not the file
+        for line, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                yield line, None, f"not UTF-8: byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line"
+                continue
             if text.strip():
                 yield line, *parse_line(text)
 
@@ -115,6 +121,12 @@ def read_problems(path: str | Path, *, field_map: dict | None = None,
             "lang": _lang(rec, question, fm.get("lang")), "question": question,
             "gold": _gold(rec, fm.get("gold") or fm.get("answer")),
         })
+    if not rows:
+        if not bad:
+            raise ValueError(f"{path}: no rows (the file is empty)")
+        first = bad[0]
+        raise ValueError(f"{path}: none of its {len(bad)} rows can be used; first: line {first['line']}, "
+                         f"field {first['field']!r}: {first['reason']}")
     return rows, bad
 
 
