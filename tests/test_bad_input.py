@@ -53,7 +53,7 @@ def tiny_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     rows = world.bootstrap_corpus(300, seed=0, ops=["add"], max_digits=2, zh_fraction=0.5, sloppy_fraction=0.5)
     train_tokenizer([r["question"] for r in rows] + [r["solution"] for r in rows], 400, out / "tok")
-    build_tiny_model(Config(), out / "tok", out / "model")
+    build_tiny_model(Config().bootstrap.tiny, 0, out / "tok", out / "model")
     return out / "model"
 
 
