@@ -29,6 +29,9 @@ def improve_round(cfg: Config, k: int, run_dir: str, policy: StageResult, rm: St
 
     # 2. sample: n solutions per problem from the current policy (vLLM)
     samples = stages.run("sample", cfg, rd / "02-sample", policy=policy, problems=problems)
+    if samples.counts.get("too_long"):
+        log.warning("round %d: %d problems skipped: their prompt leaves no room for sample.max_tokens in the "
+                    "model's context (listed in %s)", k, samples.counts["too_long"], Path(samples.dir) / "too_long.parquet")
 
     # 3. verify: extract final answers, compare with gold
     verified = stages.run("verify", cfg, rd / "03-verify", samples=samples, problems=problems)

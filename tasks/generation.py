@@ -48,13 +48,30 @@ def problem_modes(problem_ids, tir_fraction: float, seed: int) -> list[str]:
     return ["tir" if random.Random(f"mode-{seed}-{pid}").random() < tir_fraction else "cot" for pid in problem_ids]
 
 
+def fitting_problems(engine: EngineConfig, prompt: PromptConfig, model_dir: str, problems: pd.DataFrame,
+                     max_tokens: int, tir_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(problems whose prompt leaves max_tokens of room in the model's context, the others with
+    their prompt's token count): the rule evaluate uses too, so an over-long problem is skipped
+    and listed, never sent to vLLM (which would fail the whole stage)."""
+    from tasks.prompts import prompt_budget, prompts_that_fit
+
+    budget = prompt_budget(model_dir, max_tokens, engine.max_model_len)
+    prompts = build_prompts(list(problems.question), model_dir, prompt, problem_modes(list(problems.id), tir_fraction, seed))
+    fits = prompts_that_fit(prompts, model_dir, budget)
+    skipped = pd.DataFrame({"problem_id": [str(i) for i, f in zip(problems.id, fits) if not f],
+                            "prompt_chars": [len(p) for p, f in zip(prompts, fits) if not f],
+                            "max_prompt_tokens": budget})
+    return problems[fits].reset_index(drop=True), skipped
+
+
 def sample_frame(engine: EngineConfig, prompt: PromptConfig, tir: TirConfig, model_dir: str, problems: pd.DataFrame, *,
                  n: int, temperature: float, top_p: float, max_tokens: int, seed: int, stop: list[str],
-                 tir_fraction: float = 0.0, label: str = "sample") -> pd.DataFrame:
+                 tir_fraction: float = 0.0, label: str = "sample") -> tuple[pd.DataFrame, pd.DataFrame]:
     """n responses per problem, one row each: problem_id, sample_idx, mode, prompt, response,
-    n_tokens, finish_reason, n_calls, exec_errors."""
+    n_tokens, finish_reason, n_calls, exec_errors; and the problems skipped as too long."""
     from tasks.progress import StageProgress, chunks
 
+    problems, too_long = fitting_problems(engine, prompt, model_dir, problems, max_tokens, tir_fraction, seed)
     modes = problem_modes(list(problems.id), tir_fraction, seed)
     prompts = build_prompts(list(problems.question), model_dir, prompt, modes)
     ids = [str(i) for i in problems.id]
@@ -84,4 +101,4 @@ def sample_frame(engine: EngineConfig, prompt: PromptConfig, tir: TirConfig, mod
             for pid, mode, text, completions in zip(problems.id, modes, prompts, outputs)
             for i, c in enumerate(completions)]
     return pd.DataFrame(rows, columns=None if rows else ["problem_id", "sample_idx", "mode", "prompt", "response",
-                                                         "n_tokens", "finish_reason", "n_calls", "exec_errors"])
+                                                         "n_tokens", "finish_reason", "n_calls", "exec_errors"]), too_long

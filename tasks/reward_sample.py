@@ -19,17 +19,18 @@ from tasks.generation import sample_frame
 from tasks.grading import verify_frame
 from tasks.shards import shard_rows
 
-OUTPUTS = ("verified.parquet",)
+OUTPUTS = ("verified.parquet", "too_long.parquet")
 
 
 def run(*, engine: EngineConfig, prompt: PromptConfig, tir: TirConfig, verify: VerifyConfig, n: int, n_problems: int,
         temperature: float, max_tokens: int, top_p: float, stop: list[str], tir_fraction: float, seed: int,
         policy: Path, problems: Path, out_dir: Path, shard: tuple[int, int] = (0, 1)) -> dict:
     pool = shard_rows(pd.read_parquet(problems).head(n_problems), shard)
-    df = sample_frame(engine, prompt, tir, str(policy), pool, n=n, temperature=temperature, top_p=top_p,
+    df, too_long = sample_frame(engine, prompt, tir, str(policy), pool, n=n, temperature=temperature, top_p=top_p,
                       max_tokens=max_tokens, seed=seed, stop=stop, tir_fraction=tir_fraction, label="reward-sample")
     df = verify_frame(verify, df, pool.set_index("id").gold)
     df.to_parquet(Path(out_dir) / OUTPUTS[0], index=False)
+    too_long.to_parquet(Path(out_dir) / "too_long.parquet", index=False)
     return finish(Path(out_dir))
 
 
@@ -37,7 +38,7 @@ def finish(out_dir: Path, **_) -> dict:
     """The counts of the (merged) output."""
     df = pd.read_parquet(out_dir / OUTPUTS[0])
     per_problem = df.groupby("problem_id").correct.agg(["sum", "count"])
-    return {"samples": len(df), "sample_acc": round(float(df.correct.fillna(False).mean()), 4) if len(df) else 0.0,
+    return {"samples": len(df), "too_long": len(pd.read_parquet(out_dir / "too_long.parquet")), "sample_acc": round(float(df.correct.fillna(False).mean()), 4) if len(df) else 0.0,
             "mixed_groups": int(((per_problem["sum"] > 0) & (per_problem["sum"] < per_problem["count"])).sum())}
 
 

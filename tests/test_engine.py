@@ -79,3 +79,27 @@ def test_weights_reloaded_in_place_decode_like_a_fresh_engine(tiny_model, tmp_pa
         shutdown()
     assert reloaded == fresh
     assert reloaded[0] != before[0]     # the perturbed weights do decode differently
+
+
+def test_an_over_long_problem_is_skipped_and_listed_not_a_crash(tiny_model, tmp_path):
+    """A 1 MB question: its prompt cannot fit the model's context, so the sample stage lists it in
+    too_long.parquet and samples the others (vLLM would fail the whole batch on it)."""
+    import pandas as pd
+
+    from tasks.config import Config
+    from tasks.engine import shutdown
+    from tasks.sample import run
+
+    problems = world.make_problems(3, seed=4, ops=["add"], max_digits=2, zh_fraction=0.0)
+    problems[1]["question"] = "How many apples? " * 60000
+    pd.DataFrame(problems).to_parquet(tmp_path / "problems.parquet")
+    cfg = Config.model_validate({"sample": {"n": 2, "max_tokens": 16}, "engine": {"max_num_seqs": 8}})
+    try:
+        counts = run(sample=cfg.sample, engine=cfg.engine, prompt=cfg.prompt, tir=cfg.tir, policy=tiny_model,
+                     problems=tmp_path / "problems.parquet", out_dir=tmp_path)
+    finally:
+        shutdown()
+    skipped = pd.read_parquet(tmp_path / "too_long.parquet")
+    assert list(skipped.problem_id) == [problems[1]["id"]] and skipped.max_prompt_tokens.iloc[0] == 192 - 16
+    assert counts["too_long"] == 1 and counts["samples"] == 4
+    assert set(pd.read_parquet(tmp_path / "samples.parquet").problem_id) == {problems[0]["id"], problems[2]["id"]}
