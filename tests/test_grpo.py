@@ -8,7 +8,7 @@ import pytest
 
 from tasks import world
 from tasks.config import Config
-from tasks.grpo import reward_function, run_grpo, shaped_reward
+from tasks.grpo import reward_function, shaped_reward
 
 
 def test_shaped_reward_is_the_reports_formula():
@@ -22,7 +22,8 @@ def test_shaped_reward_is_the_reports_formula():
 
 
 def test_reward_function_verifies_and_treats_a_full_budget_as_cut_off():
-    reward = reward_function(Config.model_validate({"verify": {"workers": 0}}), None, max_completion_tokens=5)
+    cfg = Config.model_validate({"verify": {"workers": 0}})
+    reward = reward_function(cfg.verify, cfg.score, cfg.max_length(), None, max_completion_tokens=5)
     completions = [r"12+34:2+4=6;1+3=4;\boxed{46}", r"\boxed{47}", "so 46", "so 46"]
     got = reward(prompts=["q"] * 4, completions=completions, gold=["46"] * 4,
                  completion_ids=[[1] * 9, [1] * 3, [1] * 3, [1] * 5])
@@ -57,7 +58,9 @@ def test_run_grpo_trains_and_saves_a_loadable_policy(tiny_policy, tmp_path, monk
     cfg = cfg.model_copy(update={"grpo": cfg.grpo.model_copy(update={
         "n_problems": 16, "num_generations": 4, "batch_size": 8, "max_steps": 2, "max_tokens": 24, "lr": 1e-4}),
         "verify": cfg.verify.model_copy(update={"workers": 1})})
-    counts = run_grpo(cfg, str(root / "policy"), None, root / "problems.parquet", tmp_path)
+    counts = tasks.grpo.run(grpo=cfg.grpo, prompt=cfg.prompt, verify=cfg.verify, score=cfg.score,
+                            max_length=cfg.max_length(), policy=root / "policy", rm=None,
+                            problems=root / "problems.parquet", out_dir=tmp_path)
     assert counts["train_steps"] == 2 and counts["problems"] == 16 and counts["reward_last"] is not None
     tuned = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     base = AutoModelForCausalLM.from_pretrained(root / "policy")
