@@ -42,7 +42,9 @@ def improve_round(cfg: Config, k: int, run_dir: str, policy: StageResult, rm: St
     scored = stages.run("score", cfg, rd / "04-score", max_length=cfg.max_length(), rm=rm, verified=verified)
 
     # 5. select: rejection sampling, correct paths only, the RM picks the best
-    kept = stages.run("select", cfg, rd / "05-select", seed=k, scored=scored)
+    #    (without a reward model the choice is random whatever select.chooser says: one key for both)
+    chooser = cfg.select if rm is not None else cfg.select.model_copy(update={"chooser": "rm"})
+    kept = stages.run("select", cfg, rd / "05-select", select=chooser, seed=cfg.sample.seed + k, scored=scored)
 
     # 6. sft: fine-tune the policy (or the base, sft.from_base) on what was kept (and earlier rounds' kept data)
     corpus = stages.FileOf(bootstrap, "corpus.parquet") if "corpus" in bootstrap.counts else None
@@ -86,5 +88,11 @@ def held_out(cfg: Config) -> dict:
 def evaluate(cfg: Config, out_dir: Path, *, policy: StageResult, rm: StageResult | None,
              previous: StageResult | None, title: str) -> StageResult:
     """The evaluate stage as every round, round 0 and GRPO call it."""
-    return stages.run("evaluate", cfg, out_dir, stop=cfg.sample.stop, max_length=cfg.max_length(), policy=policy,
-                      rm=rm, previous=previous, title=title)
+    return stages.run("evaluate", cfg, out_dir, verify=gold_labels(cfg), stop=cfg.sample.stop,
+                      max_length=cfg.max_length(), policy=policy, rm=rm, previous=previous, title=title)
+
+
+def gold_labels(cfg: Config):
+    """The verify section with gold labels: evaluation (and synthesized text) is always graded
+    against the gold, whatever labels the round's training data (`verify.labels`)."""
+    return cfg.verify.model_copy(update={"labels": "gold"})

@@ -178,11 +178,17 @@ class VerifyConfig(Section):
     audit: bool = Field(True, description="also run plain math-verify and write the disagreements to audit.parquet")
     vote: bool = Field(True, description="problems without a gold answer: the majority answer of their samples stands in")
     vote_min_share: float = Field(0.5, ge=0, le=1, description="the vote counts only when this share of answered samples agrees")
+    labels: Literal["gold", "vote"] = Field(
+        "gold", description="how training samples are labelled: gold = the verifier against the gold answer "
+                            "(the vote only where none exists); vote = every problem's own majority answer stands "
+                            "in for its gold (no verifier: the `no-verifier` ablation). Evaluation always uses the gold")
 
 
 class SelectConfig(Section):
     max_per_problem: int = Field(4, ge=1, description="correct paths kept per problem")
     dedupe: bool = Field(True, description="drop identical responses to the same problem")
+    chooser: Literal["rm", "random"] = Field("rm", description="which correct paths are kept: the reward model's "
+                                             "best, or a seeded random choice (the `random-select` ablation)")
 
 
 class SFTConfig(Section):
@@ -294,9 +300,32 @@ class ClusterConfig(Section):
         return max(1, self.nodes * self.gpus_per_node // engine.tensor_parallel_size)
 
 
+class SynthesizeConfig(Section):
+    """Generation 2's data (the report's Math Corpus v2): the last policy writes worked solutions,
+    CoT and TIR, for fresh problems; the verified ones become pretraining text (tasks/synthesize.py)."""
+    n_problems: int = Field(12000, ge=1, description="fresh problems the policy solves (world or problem files)")
+    n: int = Field(2, ge=1, description="attempts per problem; one verified solution per problem is kept")
+    temperature: float = Field(0.7, ge=0)
+    max_tokens: int = Field(96, ge=1)
+    tir_fraction: float = Field(0.25, ge=0, le=1, description="share of problems solved in TIR mode")
+    seed: int = Field(5000, description="seeds the problems (a pool no round draws) and the sampling")
+
+
+class PretrainConfig(Section):
+    """Generation 2's base model from corpus v2 = the bootstrap corpus + synthesized text (tasks/pretrain.py)."""
+    synth_ratio: float = Field(1.0, ge=0, description="synthesized rows per bootstrap-corpus row in corpus v2 "
+                                                      "(all that were kept when there are fewer)")
+    from_scratch: bool | None = Field(None, description="unset = from scratch for the tiny model (a fresh init, the "
+                                      "bootstrap's tokenizer), continued pretraining of the base for a checkpoint")
+    train: TrainConfig = TrainConfig(lr=3e-3, epochs=3, completion_only=True, warmup_ratio=0.02)
+    seed: int = 1
+
+
 class RunConfig(Section):
     name: str = Field("tiny", description="run folder name under the home")
-    rounds: int = Field(3, ge=0)
+    rounds: int = Field(3, ge=0, description="improvement rounds per generation")
+    generations: int = Field(1, ge=1, le=9, description="2: the last policy synthesizes pretraining data, a new "
+                                                        "base is pretrained on it and the rounds run again")
     seed: int = 0
 
 
@@ -318,6 +347,8 @@ class Config(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     grpo: GrpoConfig = GrpoConfig()
     cluster: ClusterConfig = ClusterConfig()
+    synthesize: SynthesizeConfig = SynthesizeConfig()
+    pretrain: PretrainConfig = PretrainConfig()
 
     def max_length(self) -> int | None:
         """Token limit for training and RM scoring: the tiny model's context, or the model's own."""

@@ -3,6 +3,9 @@
 answer of their own samples stands in for the gold (`gold_source` "vote") when at least
 `verify.vote_min_share` of the answered samples agree; otherwise their samples stay unverified
 (correct null) and never become training data. Used by the `verify` and `reward-sample` stages.
+
+With `verify.labels: vote` (the `no-verifier` ablation) every problem is labelled that way: the
+gold is not looked at, so a sample is "correct" when it agrees with its problem's majority.
 """
 from __future__ import annotations
 
@@ -17,7 +20,10 @@ def verify_frame(cfg: VerifyConfig, samples: pd.DataFrame, gold: pd.Series) -> p
     from tasks.progress import StageProgress, chunks
     from tasks.verify import verify_batch
 
-    golds = [None if pd.isna(g := gold.get(pid)) else g for pid in samples.problem_id]
+    if cfg.labels == "vote":
+        golds = [None] * len(samples)
+    else:
+        golds = [None if pd.isna(g := gold.get(pid)) else g for pid in samples.problem_id]
     responses, verdicts = list(samples.response), []
     truncated = list(_truncated(samples))
     with StageProgress("verify: samples", len(responses)) as progress:
@@ -32,7 +38,7 @@ def verify_frame(cfg: VerifyConfig, samples: pd.DataFrame, gold: pd.Series) -> p
     out["status"] = [v.status for v in verdicts]
     out["math_verify"] = pd.array([v.mv_correct for v in verdicts], dtype="boolean")
     out["gold_source"] = pd.array(["gold" if g is not None else None for g in golds], dtype="string")
-    if cfg.vote and out.gold_source.isna().any():
+    if (cfg.vote or cfg.labels == "vote") and out.gold_source.isna().any():
         _verify_by_vote(cfg, out)
     return out
 

@@ -4,8 +4,8 @@
 
 Per problem: correct responses only, identical ones deduplicated, at most `max_per_problem`.
 Which correct paths are kept: the highest `rm_score` when the round has a reward model; without
-one (round 1 starts from the bootstrap policy and no RM) a seeded random choice among them,
-recorded in the counts as `chooser`. The kept solutions are decontaminated too (the report's rule).
+one (round 1 starts from the bootstrap policy and no RM), or with `select.chooser: random` (the
+`random-select` ablation), a seeded random choice among them, recorded in the counts as `chooser`. The kept solutions are decontaminated too (the report's rule).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def run(*, select: SelectConfig, decontaminate: DecontaminateConfig, seed: int, 
     correct = df[df.correct.fillna(False).astype(bool)]
     if select.dedupe:
         correct = correct.drop_duplicates(["problem_id", "response"])
-    has_rm = "rm_score" in correct.columns and correct.rm_score.notna().any()
+    has_rm = select.chooser == "rm" and "rm_score" in correct.columns and correct.rm_score.notna().any()
     order = correct.sort_values("rm_score", ascending=False) if has_rm else correct.sample(frac=1.0, random_state=seed)
     kept = order.groupby("problem_id", sort=False).head(select.max_per_problem)
     out = kept.rename(columns={"response": "completion"})[["problem_id", "prompt", "completion"]]

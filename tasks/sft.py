@@ -5,7 +5,8 @@
 
 TRL's SFTTrainer with the loss on the completion only (tasks/training.py). `sft.replay` trains on
 every earlier round's kept data too; `sft.bootstrap_replay` mixes in bootstrap corpus rows that
-the verifier accepts (replay must not re-teach the bootstrap's mistakes, only what was right).
+the verifier accepts (replay must not re-teach the bootstrap's mistakes, only what was right;
+with `verify.labels: vote`, the no-verifier ablation, they are taken unfiltered).
 """
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ def _replay(sft: SFTConfig, verify: VerifyConfig, prompt: PromptConfig, policy: 
     from tasks.prompts import build_prompts
     from tasks.world import corpus_modes
 
-    rows = verified_corpus(pd.read_parquet(corpus), verify)
+    corpus = pd.read_parquet(corpus)
+    # without the verifier (verify.labels: vote, the no-verifier ablation) nothing filters the replay
+    rows = verified_corpus(corpus, verify) if verify.labels == "gold" else corpus
     rows = rows.sample(n=sft.bootstrap_replay, random_state=sft.train.seed, replace=True)
     return pd.DataFrame({"prompt": build_prompts(list(rows.question), str(policy), prompt, corpus_modes(rows)),
                          "completion": list(rows.solution)})
