@@ -1,6 +1,7 @@
 """The `selfimprove` command.
 
-    selfimprove run configs/tiny.yaml [--run NAME] [--rounds R] [--home DIR] [--resume] [--grpo]
+    selfimprove run configs/tiny.yaml [--run NAME] [--rounds R] [--home DIR] [--resume] [--grpo] [--generations 2]
+    selfimprove ablate configs/tiny.yaml --variant no-verifier --variant random-select --seeds 2
 """
 from __future__ import annotations
 
@@ -125,16 +126,21 @@ def run(
     home: Optional[Path] = typer.Option(None, help="runs root (default: $SELFIMPROVE_HOME or ./runs)"),
     resume: bool = typer.Option(False, help="continue an existing run; finished stages come from cache"),
     grpo: Optional[bool] = typer.Option(None, "--grpo/--no-grpo", help="GRPO after the last round (default: grpo.enabled)"),
+    generations: Optional[int] = typer.Option(None, help="2: the last policy synthesizes pretraining data for a new "
+                                              "base, and the rounds run again from it (default: run.generations)"),
     set_: list[str] = typer.Option([], "--set", help="override a config field: --set cluster.nodes=4 (repeat)"),
 ) -> None:
     """Run bootstrap + R self-improvement rounds (then GRPO, if enabled) and write runs/<run>/summary.json."""
     _at_least("--rounds", rounds, 0, "improvement rounds after round 0")
+    _at_least("--generations", generations, 1, "generations of base model")
     _environment()
     from tasks.config import ConfigError, load_config
 
     overrides = {**_settings(set_), **({"run.rounds": rounds} if rounds is not None else {})}
     if grpo is not None:
         overrides["grpo.enabled"] = grpo
+    if generations is not None:
+        overrides["run.generations"] = generations
     try:
         cfg = load_config(config, overrides)
     except ConfigError as e:
@@ -168,6 +174,64 @@ def run(
         _stop_engine()
     print_summary(summary)
     console.print(f"summary: {run_dir / 'summary.json'}")
+
+
+@app.command()
+def ablate(
+    config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/tiny.yaml"),
+    variant: list[str] = typer.Option(..., "--variant", help="a part to switch off (repeat): no-verifier, "
+                                      "random-select, no-tir, no-rm; the full loop always runs too"),
+    seeds: int = typer.Option(1, help="seeds per variant (the rounds' seeds; the bootstrap is shared)"),
+    run_name: Optional[str] = typer.Option(None, "--run", help="ablation folder name (default: <run.name>-ablate)"),
+    rounds: Optional[int] = typer.Option(None, help="improvement rounds (default: run.rounds)"),
+    home: Optional[Path] = typer.Option(None, help="runs root (default: $SELFIMPROVE_HOME or ./runs)"),
+    resume: bool = typer.Option(False, help="continue an existing ablation; finished stages come from cache"),
+    set_: list[str] = typer.Option([], "--set", help="override a config field for every run (repeat)"),
+) -> None:
+    """Run the loop with parts switched off, K seeds each, and report each against the full loop."""
+    _at_least("--seeds", seeds, 1, "seeds per variant")
+    _at_least("--rounds", rounds, 0, "improvement rounds after round 0")
+    _environment()
+    from flows.ablate import VARIANTS, seed_overrides
+    from tasks.config import ConfigError, load_config
+
+    unknown = [v for v in variant if v not in VARIANTS or v == "full"]
+    if unknown:
+        _fail(f"--variant {unknown[0]!r}: not a variant; choose from {', '.join(v for v in VARIANTS if v != 'full')}")
+    overrides = {**_settings(set_), **({"run.rounds": rounds} if rounds is not None else {})}
+    try:
+        base = load_config(config, overrides)
+        runs = [(v, s, load_config(config, {**overrides, **VARIANTS[v], **seed_overrides(base, s)}))
+                for s in range(seeds) for v in ["full", *dict.fromkeys(variant)]]
+    except ConfigError as e:
+        _fail(str(e))
+    name = run_name or f"{base.run.name}-ablate"
+    root = ((home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))) / name).resolve()
+    if (holder := lock_holder(root)) is not None:
+        _fail(busy_message(root, holder))
+    if root.exists() and any(p.name != LOCK_NAME for p in root.iterdir()) and not resume:
+        _fail(f"{root} exists; pass --resume to continue it or --run NAME for a new ablation")
+    _check_inputs(base, root)
+    root.mkdir(parents=True, exist_ok=True)
+    start_reaper()
+    interrupt_on_signals()
+
+    from flows.ablate import ablate as ablate_flow
+    try:
+        with run_lock(root):
+            console.print(f"ablation [bold]{name}[/] -> {root}: {len(runs)} runs "
+                          f"({', '.join(dict.fromkeys(v for v, _, _ in runs))} x {seeds} seed(s))")
+            ablate_flow.with_options(result_storage=root / ".prefect-results")(runs, str(root), name)
+    except RunFolderBusy as e:
+        _fail(str(e))
+    except (KeyboardInterrupt, Interrupted):
+        _fail("interrupted; finished stages are kept, continue with --resume")
+    except Exception as e:
+        _fail(f"{type(e).__name__}: {e}".splitlines()[0] + "  (continue with --resume after fixing)")
+    finally:
+        _stop_engine()
+    console.print((root / "report.md").read_text())
+    console.print(f"report: {root / 'report.md'}")
 
 
 @app.command("eval")
@@ -306,14 +370,14 @@ def print_summary(summary: dict) -> None:
 
     rows = summary["rounds"]
     table_rows, metrics = by_mode(rows)
-    by_round = {(r["round"], r.get("phase")): r for r in rows}
+    by_round = {(r.get("generation") or 1, r["round"], r.get("phase")): r for r in rows}
     seen = set()
     for t in table_rows:
-        key = (t["round"], t.get("phase"))
+        key = (t.get("generation") or 1, t["round"], t.get("phase"))
         if key not in seen:
             seen.add(key)
             t.update({c: by_round[key].get(c) for c in RUN_SUMMARY_COLUMNS})
-    columns = ["round", "phase", "mode", *metrics, *RUN_SUMMARY_COLUMNS]
+    columns = ["generation", "round", "phase", "mode", *metrics, *RUN_SUMMARY_COLUMNS]
     present = [c for c in columns if any(r.get(c) is not None for r in table_rows)]
     table = Table(title=f"run {summary['run']} (held-out accuracy; round 0 = bootstrap)")
     for k in present:

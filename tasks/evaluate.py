@@ -4,7 +4,8 @@ reasoning mode of `evaluate.modes` (CoT, and TIR with the model's code run in th
 rm@n: the answer of the sample the reward model scores highest; rm_maj@n: majority vote with
 each sample weighted by sigmoid(RM score). Both only when the round has a reward model.
 
-Writes predictions.parquet (every response with its mode, answer and verdict) and metrics.json:
+Writes predictions.parquet (every response with its mode, answer and verdict), per_problem.parquet
+(each problem's verdict under every metric, per mode: what paired comparisons resample) and metrics.json:
 overall and per slice (language, operation, carry), each accuracy with its standard error. CoT
 metrics have plain names (greedy, maj@8, ...); TIR's the prefix "tir_" (tir_greedy, tir_maj@8, ...).
 
@@ -28,6 +29,7 @@ from tasks.prompts import build_prompts
 from tasks.shards import shard_rows
 
 OUTPUTS = ("predictions.parquet",)
+PER_PROBLEM = ("greedy", "maj", "rm", "rm_maj", "pass")   # per_problem.parquet's verdict columns
 
 
 def run(*, evaluate: EvaluateConfig, world: WorldConfig, engine: EngineConfig, prompt: PromptConfig, tir: TirConfig,
@@ -104,15 +106,20 @@ def finish(out_dir: Path, *, evaluate: EvaluateConfig, world: WorldConfig, engin
     preds.to_parquet(out_dir / OUTPUTS[0], index=False)
     metrics = {"n_test": len(test), "n": evaluate.n, **_agreement(preds), **notes}
     slices: dict[str, dict] = {}
+    verdicts = []
     for mode in evaluate.modes:
         n, prefix = samples_per_problem(evaluate, mode), "tir_" if mode == "tir" else ""
         per_problem = _per_problem(test, preds[preds["mode"] == mode])
+        verdicts.append(per_problem[["id", *[c for c in PER_PROBLEM if c in per_problem]]].assign(mode=mode))
         metrics.update(_scores(per_problem, n, prefix))
         for col in ("source", "lang", "op", "carry"):
             if col in per_problem and per_problem[col].nunique() > 1:
                 for val, group in per_problem.groupby(col):
                     slices.setdefault(f"{col}={val}", {}).update(_scores(group, n, prefix))
     metrics["slices"] = slices
+    # per problem and mode, what each metric counted: paired comparisons between evaluations
+    # (tasks/compare.py) resample these rows
+    pd.concat(verdicts, ignore_index=True).to_parquet(out_dir / "per_problem.parquet", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_report(metrics, out_dir, str(previous) if previous else None, title)
     return {k: v for k, v in metrics.items() if k not in ("slices", "prompts_too_long")}

@@ -99,9 +99,20 @@ def by_mode(rows: list[dict]) -> tuple[list[dict], list[str]]:
         for mode in ("cot", "tir"):
             vals = {b: r.get(b if mode == "cot" else f"tir_{b}") for b in bases}
             if any(v is not None for v in vals.values()):
-                out.append({"round": r["round"], **({"phase": r["phase"]} if r.get("phase") else {}), "mode": mode,
+                out.append({**({"generation": r["generation"]} if multi_generation(rows) else {}),
+                            "round": r["round"], **({"phase": r["phase"]} if r.get("phase") else {}), "mode": mode,
                             **vals})
     return out, bases
+
+
+def multi_generation(rows: list[dict]) -> bool:
+    return any((r.get("generation") or 1) > 1 for r in rows)
+
+
+def round_label(r: dict, rows: list[dict]) -> str:
+    """'3' in a one-generation run, 'g2 r3' when there are several; 'grpo' for the RL row."""
+    name = "grpo" if r.get("phase") == "grpo" else str(r["round"])
+    return f"g{r.get('generation') or 1} {name}" if multi_generation(rows) else name
 
 
 def plot_rounds(rows: list[dict], path: Path) -> None:
@@ -113,7 +124,7 @@ def plot_rounds(rows: list[dict], path: Path) -> None:
     table, bases = by_mode(rows)
     modes = [m for m in ("cot", "tir") if any(t["mode"] == m for t in table)] or ["cot"]
     fig, axes = plt.subplots(1, len(modes), figsize=(5.2 * len(modes), 4.0), dpi=110, squeeze=False)
-    rounds = [r["round"] for r in rows]
+    xs = list(range(len(rows)))   # in run order: generations one after another
     for ax, mode in zip(axes[0], modes):
         for b in bases:
             if b == "sample_acc" or b.startswith("rm_maj@"):
@@ -123,12 +134,15 @@ def plot_rounds(rows: list[dict], path: Path) -> None:
             if all(y is None for y in ys):
                 continue
             err = [r.get(f"{name}_se") or 0 for r in rows]
-            ax.errorbar(rounds, [y if y is not None else float("nan") for y in ys], yerr=err, marker="o",
+            ax.errorbar(xs, [y if y is not None else float("nan") for y in ys], yerr=err, marker="o",
                         capsize=3, label=b)
+        for x, r in zip(xs, rows):   # a new generation starts from a new base: mark it
+            if x and r["round"] == 0:
+                ax.axvline(x - 0.5, color="grey", linestyle=":", linewidth=1)
         ax.set_title({"cot": "CoT", "tir": "TIR"}[mode])
-        ax.set_xlabel("round (0 = bootstrap)")
+        ax.set_xlabel("round (0 = base model" + ("; g = generation)" if multi_generation(rows) else ")"))
         ax.set_ylabel("held-out accuracy")
-        ax.set_xticks(rounds)
+        ax.set_xticks(xs, [round_label(r, rows) for r in rows])
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
@@ -144,8 +158,9 @@ def write_run_report(run_dir: str | Path) -> Path:
     rows = summary["rounds"]
     plot_rounds(rows, run_dir / "accuracy.png")
     table, bases = by_mode(rows)
-    mode_cols = [c for c in ("round", "phase", "mode") if any(t.get(c) is not None for t in table)] + bases
-    run_cols = ["round", "phase", *[m for m in _metric_names(rows) if not _mode_metric(m) and m not in RUN_COLUMNS],
+    mode_cols = [c for c in ("generation", "round", "phase", "mode") if any(t.get(c) is not None for t in table)] + bases
+    run_cols = [*(["generation"] if multi_generation(rows) else []), "round", "phase",
+                *[m for m in _metric_names(rows) if not _mode_metric(m) and m not in RUN_COLUMNS],
                 *RUN_COLUMNS]  # phase: "grpo" for the RL row
     text = [f"# Run {summary['run']}", "",
             "Held-out accuracy per round and reasoning mode (round 0 = bootstrap model); standard errors in "
@@ -157,11 +172,67 @@ def write_run_report(run_dir: str | Path) -> Path:
         text += ["## Greedy accuracy per operation, CoT and TIR", "",
                  markdown_table(by_op, [c for c in ("round", "op", "count", "greedy", "tir_greedy")
                                         if any(c in r for r in by_op)]), ""]
-    for r in rows[1:]:
-        folder = "rl" if r.get("phase") == "grpo" else f"round-{r['round']:02d}"
-        rep = run_dir / folder / "09-evaluate" / "report.md"
-        if rep.exists():
-            text += [f"- round {r['round']}: [{rep.relative_to(run_dir)}]({rep.relative_to(run_dir)})"]
+    text += comparisons_section(run_dir, rows)
+    for r in rows:
+        rep = run_dir / r["eval_dir"] / "report.md" if r.get("eval_dir") else None
+        if rep is not None and rep.exists():
+            text += [f"- round {round_label(r, rows)}: [{rep.relative_to(run_dir)}]({rep.relative_to(run_dir)})"]
     path = run_dir / "report.md"
     path.write_text("\n".join(text) + "\n")
     return path
+
+
+def comparisons(run_dir: Path, rows: list[dict]) -> list[dict]:
+    """The run's paired comparisons (tasks/compare.py), each with its bootstrap 95% interval:
+    rm@n against maj@n in every round with a reward model, GRPO against the round it started from,
+    and, with several generations, each base and each last round against the previous generation's."""
+    from tasks.compare import compare
+
+    def evals(r):
+        return [run_dir / r["eval_dir"]] if r.get("eval_dir") else None
+
+    out = []
+
+    def add(what: str, a_row: dict, b_row: dict, metric: str, mode: str, metric_b: str | None = None):
+        if not (evals(a_row) and evals(b_row)):
+            return
+        try:   # an evaluation without that metric (no RM, no TIR) or from an older version: no row
+            c = compare(evals(a_row), evals(b_row), metric=metric, mode=mode, metric_b=metric_b)
+        except (FileNotFoundError, KeyError):
+            return
+        out.append({"comparison": what, "mode": mode, **c})
+
+    modes = [m for m in ("cot", "tir") if any((f"tir_greedy" if m == "tir" else "greedy") in r for r in rows)]
+    for r in rows:
+        if r["round"] and r.get("rm_pair_acc") is not None or r.get("phase") == "grpo":
+            for mode in modes:
+                add(f"rm vs maj, round {round_label(r, rows)}", r, r, "maj", mode, metric_b="rm")
+    grpo = [r for r in rows if r.get("phase") == "grpo"]
+    if grpo:
+        before = [r for r in rows if r.get("phase") != "grpo" and r.get("generation") == grpo[0].get("generation")]
+        for mode in modes:
+            add("GRPO vs the last SFT round", before[-1], grpo[0], "greedy", mode)
+    gens = sorted({r.get("generation") or 1 for r in rows})
+    for g_prev, g in zip(gens, gens[1:]):
+        prev = [r for r in rows if (r.get("generation") or 1) == g_prev and r.get("phase") != "grpo"]
+        this = [r for r in rows if (r.get("generation") or 1) == g and r.get("phase") != "grpo"]
+        for mode in modes:
+            for metric in ("greedy", "maj"):
+                add(f"base v{g} vs base v{g_prev}", prev[0], this[0], metric, mode)
+                if len(this) > 1:
+                    add(f"generation {g} vs {g_prev}, last round", prev[-1], this[-1], metric, mode)
+    return out
+
+
+def comparisons_section(run_dir: Path, rows: list[dict]) -> list[str]:
+    from tasks.compare import interval, verdict
+
+    found = comparisons(run_dir, rows)
+    if not found:
+        return []
+    table = [{"comparison": c["comparison"], "mode": c["mode"], "metric": c["metric"], "a": c["a"], "b": c["b"],
+              "b - a [95% CI]": interval(c), "reading": verdict(c), "problems": c["problems"]} for c in found]
+    return ["## Paired comparisons", "",
+            "b - a per held-out problem, with the percentile-bootstrap 95% interval over problems "
+            "(2,000 resamples; tasks/compare.py). rm vs maj: a = maj@n, b = rm@n of the same evaluation.", "",
+            markdown_table(table, list(table[0])), ""]
