@@ -12,7 +12,7 @@
   the counts (and, for evaluate, the metrics) from the whole. With `cluster.backend: ray` each
   shard is a Ray task running `python -m tasks.<stage> --spec ...` on its own CPUs/GPUs (its own
   vLLM engine, tensor parallel inside); with `local`, the shards run one after another here.
-- Training stages (sft, reward, grpo) whose section asks for num_processes > 1 or DeepSpeed run
+- Training stages (sft, reward, grpo, pretrain) whose section asks for num_processes > 1 or DeepSpeed run
   as `accelerate launch [--multi_gpu] -m tasks.<stage> --spec ...`; this process's vLLM engine is
   stopped first (it holds the accelerator memory) and restarts on the next sampling stage. With
   backend ray, the launch runs inside a Ray task that reserves the job's GPUs on one node.
@@ -45,7 +45,7 @@ MODULES = {  # stage -> module (verify's module is verify_stage: tasks.verify is
     "bootstrap": "tasks.bootstrap", "problems": "tasks.problems", "sample": "tasks.sample",
     "verify": "tasks.verify_stage", "score": "tasks.score", "select": "tasks.select", "sft": "tasks.sft",
     "reward-sample": "tasks.reward_sample", "reward": "tasks.reward", "evaluate": "tasks.evaluate",
-    "grpo": "tasks.grpo",
+    "grpo": "tasks.grpo", "synthesize": "tasks.synthesize", "pretrain": "tasks.pretrain",
 }
 SHARDED = ("sample", "reward-sample", "verify", "score", "evaluate")
 ENGINE_STAGES = ("sample", "reward-sample", "evaluate")     # each shard starts its own vLLM engine
@@ -60,7 +60,7 @@ def module(stage: str):
 
 def train_section(stage: str, cfg: Config):
     """The section holding a training stage's num_processes / deepspeed / bf16, else None."""
-    return {"sft": cfg.sft.train, "reward": cfg.reward.train, "grpo": cfg.grpo}.get(stage)
+    return {"sft": cfg.sft.train, "reward": cfg.reward.train, "grpo": cfg.grpo, "pretrain": cfg.pretrain.train}.get(stage)
 
 
 def launched(stage: str, cfg: Config) -> bool:
@@ -79,7 +79,7 @@ def gpus_per_job(stage: str, cfg: Config) -> int:
         return cfg.engine.tensor_parallel_size
     if launched(stage, cfg):
         return train_section(stage, cfg).num_processes
-    return 1 if stage in ("score", "sft", "reward", "grpo") else 0
+    return 1 if stage in ("score", "sft", "reward", "grpo", "pretrain") else 0
 
 
 def launch_command(stage: str, cfg: Config, spec: str, record: str, port: int | str = "PORT") -> list[str]:

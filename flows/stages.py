@@ -23,7 +23,7 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from flows import launch
-from tasks.common import StageResult, damaged_file, digest_json, read_manifest
+from tasks.common import StageResult, damaged_file, digest_json, finished, read_manifest
 from tasks.config import Config
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
@@ -32,7 +32,8 @@ PLUMBING = {"config", "common", "progress"}   # how a stage runs, not what it co
 # The file or folder a stage's result stands for when a later stage takes it as an input.
 OUTPUTS = {"bootstrap": "model", "problems": "problems.parquet", "sample": "samples.parquet",
            "verify": "verified.parquet", "score": "scored.parquet", "select": "sft.parquet", "sft": "model",
-           "reward-sample": "verified.parquet", "reward": "model", "evaluate": ".", "grpo": "model"}
+           "reward-sample": "verified.parquet", "reward": "model", "evaluate": ".", "grpo": "model",
+           "synthesize": "synthesized.parquet", "pretrain": "model"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +168,8 @@ def run(stage: str, cfg: Config, out_dir: str | Path, *, key_extra: dict | None 
     key = stage_key(stage, args, key_extra)
     out_dir = str(out_dir)
     manifest = read_manifest(Path(out_dir))
+    if manifest is None:
+        return _into_fresh_folder(stage, cfg, out_dir, args, key)
     damaged = damaged_file(Path(out_dir), manifest) if manifest and manifest.get("key") == key else None
     if damaged:
         _logger().warning("%s: damaged (%s); the stage is recomputed, and what depends on it if its output changes",
@@ -174,6 +177,45 @@ def run(stage: str, cfg: Config, out_dir: str | Path, *, key_extra: dict | None 
     stale = manifest is None or manifest.get("key") != key or damaged is not None
     result = TASKS[stage].with_options(refresh_cache=stale)(cfg, out_dir, args, key)
     return replace(result, dir=out_dir)
+
+
+def _into_fresh_folder(stage: str, cfg: Config, out_dir: str, args: dict, key: str) -> StageResult:
+    """A folder with no finished stage: when the store already holds this key (the same work done
+    by another run sharing the store: an ablation's variants and seeds), the finished folder is
+    hard-linked here (Prefect shows the task Cached); otherwise, or when that folder is gone or
+    damaged, the stage runs."""
+    result = TASKS[stage].with_options(refresh_cache=False)(cfg, out_dir, args, key)
+    source = Path(result.dir)
+    if source.resolve() != Path(out_dir).resolve() and finished(source, key):
+        link_stage(source, Path(out_dir))
+        _logger().info("%s: the same stage finished in %s; linked, not recomputed", out_dir, source)
+    elif not finished(Path(out_dir), key):    # a record whose folder is gone: recompute
+        result = TASKS[stage].with_options(refresh_cache=True)(cfg, out_dir, args, key)
+    return replace(result, dir=out_dir)
+
+
+def link_stage(source: Path, target: Path) -> None:
+    """A finished stage folder at `target` sharing `source`'s files (hard links: no copy of a 7B
+    checkpoint; finished stage files are never written again). Copies where links cannot be made
+    (another file system). Built under a temporary name, renamed last."""
+    import os
+    import shutil
+
+    tmp = target.with_name(target.name + f".tmp-link-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for path in sorted(source.rglob("*")):
+        dest = tmp / path.relative_to(source)
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, dest)
+        except OSError:
+            shutil.copy2(path, dest)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
 
 
 def _logger():
