@@ -53,7 +53,7 @@ def test_each_round_publishes_the_report_table_and_artifacts_named_for_the_ui(pr
 
     @flow
     def publish_round_two():
-        _publish({"run": "My_Run 7", "rounds": _rows()}, 2, evaluation)
+        _publish({"run": "My_Run 7", "rounds": _rows()}, 1, 2, evaluation)
 
     publish_round_two()
     with get_client(sync_client=True) as client:

@@ -15,7 +15,7 @@ from tasks.config import Config
 # ---------------------------------------------------------------------------------------------
 # Which stages a config change invalidates, through the real flows with the stage bodies faked
 
-FAKE_COUNTS = {"sample_acc": 0.5, "greedy": 0.5, "n_sft": 1, "rm_pair_acc": 0.5, "corpus": 1,
+FAKE_COUNTS = {"sample_acc": 0.5, "greedy": 0.5, "n_sft": 1, "rm_pair_acc": 0.5, "corpus": 1, "synthesized": 1,
                "reward_first": 0.0, "reward_last": 0.0}
 # what each stage takes as inputs (a one-round run with GRPO); a stage is invalidated by its own
 # config fields and by any input that changed
@@ -52,6 +52,11 @@ READS = [
     ("reward.n", 4, ["reward-sample", "reward"]),
     ("reward.train.lr", 1e-3, ["reward"]),
     ("grpo.max_steps", 3, ["grpo"]),
+    ("verify.labels", "vote", ["verify", "sft", "reward-sample", "grpo"]),   # evaluation keeps the gold
+    ("select.chooser", "random", []),   # round 1 has no reward model: the choice is random either way
+    ("sample.seed", 3, ["sample", "reward-sample", "select"]),
+    ("synthesize.n", 3, []),            # one generation: nothing is synthesized
+    ("pretrain.train.lr", 1e-3, []),
     ("run.name", "other", []),
     ("cluster.shards", 4, []),      # where a stage runs never changes what it computes
     ("sft.train.num_processes", 2, []),
@@ -77,6 +82,8 @@ class _FakeTask:
     def __call__(self, cfg, out_dir, args, key):
         folder = out_dir.replace("\\", "/").split("/")
         name = f"{folder[-2]}/{folder[-1].split('-', 1)[1]}"
+        if folder[-3].startswith("gen-"):
+            name = f"{folder[-3]}/{name}"
         self.keys[name] = key
         return StageResult(name.split("/")[1], out_dir, key, key, dict(FAKE_COUNTS))
 
@@ -89,7 +96,7 @@ def stage_keys(cfg: Config, tmp_path, monkeypatch) -> dict[str, str]:
     monkeypatch.setattr(stages, "TASKS", {name: _FakeTask(keys) for name in launch.MODULES})
     for module in (round_flow, rl, self_improve):
         monkeypatch.setattr(module, "get_run_logger", lambda: logging.getLogger("test"))
-    monkeypatch.setattr(self_improve, "_record", lambda summary, *a, **k: summary["rounds"].append({}))
+    monkeypatch.setattr(self_improve, "_record", lambda *a, **k: None)
 
     class _Plain:               # the child flows called as plain functions
         def __init__(self, fn):
@@ -99,6 +106,7 @@ def stage_keys(cfg: Config, tmp_path, monkeypatch) -> dict[str, str]:
             return self.fn
 
     monkeypatch.setattr(self_improve, "improve_round", _Plain(round_flow.improve_round.fn))
+    monkeypatch.setattr(self_improve, "generation", _Plain(self_improve.generation.fn))
     monkeypatch.setattr(rl, "rl", _Plain(rl.rl.fn))
     cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"rounds": 1}),
                                  "grpo": cfg.grpo.model_copy(update={"enabled": True})})
@@ -136,8 +144,60 @@ def test_a_field_invalidates_its_readers_and_what_follows_only(field, value, rea
     assert changed == _closure(direct), f"{field}: changed {sorted(changed)}"
 
 
+# Two generations: (field, the generation-2 stages it changes besides what follows them)
+GEN2_READS = [
+    ("synthesize.n", ["gen-2/round-00/sample"]),
+    ("synthesize.seed", ["gen-2/round-00/problems", "gen-2/round-00/sample", "gen-2/round-00/synthesize"]),
+    ("pretrain.synth_ratio", ["gen-2/round-00/pretrain"]),
+    ("pretrain.train.lr", ["gen-2/round-00/pretrain"]),
+]
+# what each generation-2 stage takes, on top of DEPENDS's generation 1
+GEN2_DEPENDS = {
+    "gen-2/round-00/problems": [], "gen-2/round-00/sample": ["round-01/sft", "gen-2/round-00/problems"],
+    "gen-2/round-00/verify": ["gen-2/round-00/sample", "gen-2/round-00/problems"],
+    "gen-2/round-00/synthesize": ["gen-2/round-00/verify", "gen-2/round-00/problems"],
+    "gen-2/round-00/pretrain": ["round-00/bootstrap", "gen-2/round-00/synthesize"],
+    "gen-2/round-00/evaluate": ["gen-2/round-00/pretrain", "round-00/evaluate"],
+    "gen-2/round-01/problems": [], "gen-2/round-01/sample": ["gen-2/round-00/pretrain", "gen-2/round-01/problems"],
+    "gen-2/round-01/verify": ["gen-2/round-01/sample", "gen-2/round-01/problems"],
+    "gen-2/round-01/score": ["gen-2/round-01/verify"], "gen-2/round-01/select": ["gen-2/round-01/score"],
+    "gen-2/round-01/sft": ["gen-2/round-00/pretrain", "gen-2/round-01/select"],
+    "gen-2/round-01/reward-sample": ["gen-2/round-01/sft", "gen-2/round-01/problems"],
+    "gen-2/round-01/reward": ["gen-2/round-01/sft", "gen-2/round-01/reward-sample"],
+    "gen-2/round-01/evaluate": ["gen-2/round-01/sft", "gen-2/round-01/reward", "gen-2/round-00/evaluate"],
+    "gen-2/rl/problems": [], "gen-2/rl/grpo": ["gen-2/round-01/sft", "gen-2/round-01/reward", "gen-2/rl/problems"],
+    "gen-2/rl/evaluate": ["gen-2/rl/grpo", "gen-2/round-01/reward", "gen-2/round-01/evaluate"],
+}
+
+
+def _two_generations(cfg: Config) -> Config:
+    return cfg.model_copy(update={"run": cfg.run.model_copy(update={"generations": 2})})
+
+
+@pytest.mark.parametrize("field,direct", GEN2_READS, ids=[r[0] for r in GEN2_READS])
+def test_generation_two_fields_invalidate_generation_two_only(field, direct, tmp_path, monkeypatch):
+    graph = {**{k: v for k, v in DEPENDS.items() if not k.startswith("rl/")}, **GEN2_DEPENDS}
+    base = stage_keys(_two_generations(Config()), tmp_path / "base", monkeypatch)
+    assert set(base) == set(graph)
+    changed_keys = stage_keys(_two_generations(_with(Config(), field, 7 if "seed" in field else 0.5 if "ratio" in field
+                                                     else 3 if field.endswith(".n") else 1e-3)),
+                              tmp_path / "changed", monkeypatch)
+    changed = {s for s in graph if changed_keys[s] != base[s]}
+    expected, todo = set(direct), list(direct)
+    while todo:
+        node = todo.pop()
+        for s, deps in graph.items():
+            if node in deps and s not in expected:
+                expected.add(s)
+                todo.append(s)
+    assert changed == expected, f"{field}: changed {sorted(changed)}"
+    # the second generation's round problems are the first's: same key (hard-linked, not redrawn)
+    assert base["gen-2/round-01/problems"] == base["round-01/problems"]
+
+
 def test_every_stage_is_covered_by_a_field_it_reads():
     read = {stage for _, _, readers in READS for stage in readers}
+    read |= {d.split("/")[-1] for _, direct in GEN2_READS for d in direct}
     assert read == set(launch.MODULES)
 
 
