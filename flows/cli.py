@@ -128,6 +128,8 @@ def run(
     grpo: Optional[bool] = typer.Option(None, "--grpo/--no-grpo", help="GRPO after the last round (default: grpo.enabled)"),
     generations: Optional[int] = typer.Option(None, help="2: the last policy synthesizes pretraining data for a new "
                                               "base, and the rounds run again from it (default: run.generations)"),
+    cache_from: list[Path] = typer.Option([], "--cache-from", help="a finished run folder whose stages are reused "
+                                          "where their keys match, e.g. runs/tiny (repeat)"),
     set_: list[str] = typer.Option([], "--set", help="override a config field: --set cluster.nodes=4 (repeat)"),
 ) -> None:
     """Run bootstrap + R self-improvement rounds (then GRPO, if enabled) and write runs/<run>/summary.json."""
@@ -156,6 +158,7 @@ def run(
         _fail(f"--resume: no run at {run_dir}")
     _check_inputs(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _import_cache(run_dir / ".prefect-results", cache_from)
     start_reaper()
     interrupt_on_signals()
 
@@ -186,6 +189,8 @@ def ablate(
     rounds: Optional[int] = typer.Option(None, help="improvement rounds (default: run.rounds)"),
     home: Optional[Path] = typer.Option(None, help="runs root (default: $SELFIMPROVE_HOME or ./runs)"),
     resume: bool = typer.Option(False, help="continue an existing ablation; finished stages come from cache"),
+    cache_from: list[Path] = typer.Option([], "--cache-from", help="a finished run folder whose stages are reused "
+                                          "where their keys match, e.g. runs/tiny (repeat)"),
     set_: list[str] = typer.Option([], "--set", help="override a config field for every run (repeat)"),
 ) -> None:
     """Run the loop with parts switched off, K seeds each, and report each against the full loop."""
@@ -213,6 +218,7 @@ def ablate(
         _fail(f"{root} exists; pass --resume to continue it or --run NAME for a new ablation")
     _check_inputs(base, root)
     root.mkdir(parents=True, exist_ok=True)
+    _import_cache(root / ".prefect-results", cache_from)
     start_reaper()
     interrupt_on_signals()
 
@@ -232,6 +238,16 @@ def ablate(
         _stop_engine()
     console.print((root / "report.md").read_text())
     console.print(f"report: {root / 'report.md'}")
+
+
+def _import_cache(store: Path, runs: list[Path]) -> None:
+    from flows.stages import import_records
+    try:
+        n = import_records(store, [r.resolve() for r in runs])
+    except FileNotFoundError as e:
+        _fail(str(e))
+    if runs:
+        console.print(f"--cache-from: {n} stage records from {', '.join(map(str, runs))}")
 
 
 @app.command("eval")

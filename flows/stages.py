@@ -218,6 +218,27 @@ def link_stage(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def import_records(store: Path, runs: list[Path]) -> int:
+    """Copy the stage records of other runs' result stores (a run folder, or an ablation folder
+    whose runs share one store) into `store` (`--cache-from`): a stage
+    of this run whose key one of them finished is then hard-linked from that run's folder instead
+    of recomputed. Only records named by a cache key (64 hex digits) are copied; returns how many."""
+    import re
+    import shutil
+
+    copied = 0
+    store.mkdir(parents=True, exist_ok=True)
+    for run_dir in runs:
+        source = Path(run_dir) / ".prefect-results"
+        if not source.is_dir():
+            raise FileNotFoundError(f"--cache-from {run_dir}: no result store ({source} is missing)")
+        for record in source.iterdir():
+            if re.fullmatch(r"[0-9a-f]{64}", record.name) and not (store / record.name).exists():
+                shutil.copy2(record, store / record.name)
+                copied += 1
+    return copied
+
+
 def _logger():
     from flows.launch import _logger as launch_logger
     return launch_logger()

@@ -253,3 +253,43 @@ def test_ablation_of_one_variant_shares_the_bootstrap(tmp_path):
                                                            ("random-select", 2)]
     assert table[4]["greedy_vs_full"]["diff"] == 0.0      # round 1 is the same run in both
     assert "random-select" in (root / "report.md").read_text()
+
+    # another run reuses the ablation's finished stages through --cache-from: nothing recomputed
+    text = _cli(["run", str(SMOKE), "--rounds", "2", "--home", str(tmp_path), "--run", "again",
+                 "--cache-from", str(root)], tmp_path / "again.log")
+    assert re.search(r"--cache-from: \d+ stage records", text)
+    assert set(_states(text).values()) == {"Cached"}, _states(text)
+    again = tmp_path / "again" / "round-00" / "00-bootstrap" / "model" / "model.safetensors"
+    assert again.stat().st_ino == full_model.stat().st_ino
+
+
+def test_run_report_compares_rm_with_vote_grpo_with_its_round_and_generations(tmp_path):
+    from tasks.report import comparisons, write_run_report
+
+    def evaluation(folder: str, greedy, maj, rm=None):
+        d = tmp_path / folder
+        d.mkdir(parents=True)
+        df = pd.DataFrame({"id": ["a", "b", "c", "d"], "mode": "cot", "greedy": greedy, "maj": maj})
+        if rm is not None:
+            df["rm"] = rm
+        df.astype({c: bool for c in ("greedy", "maj", "rm") if c in df}).to_parquet(d / "per_problem.parquet")
+        return folder
+
+    rows = [
+        {"generation": 1, "round": 0, "greedy": 0.25, "eval_dir": evaluation("g1r0", [1, 0, 0, 0], [1, 0, 0, 0])},
+        {"generation": 1, "round": 1, "greedy": 0.5, "rm_pair_acc": 0.6,
+         "eval_dir": evaluation("g1r1", [1, 1, 0, 0], [1, 1, 0, 0], rm=[1, 0, 0, 0])},
+        {"generation": 2, "round": 0, "greedy": 0.75, "eval_dir": evaluation("g2r0", [1, 1, 1, 0], [1, 1, 1, 0])},
+        {"generation": 2, "round": 1, "greedy": 0.75, "rm_pair_acc": 0.7,
+         "eval_dir": evaluation("g2r1", [1, 1, 1, 0], [1, 1, 1, 0], rm=[1, 1, 1, 1])},
+        {"generation": 2, "round": 2, "phase": "grpo", "greedy": 1.0, "rm_pair_acc": None,
+         "eval_dir": evaluation("grpo", [1, 1, 1, 1], [1, 1, 1, 1], rm=[1, 1, 1, 1])},
+    ]
+    found = {c["comparison"] + "/" + c["metric"]: c["diff"] for c in comparisons(tmp_path, rows)}
+    assert found == {"rm vs maj, round g1 1/rm - maj": -0.25, "rm vs maj, round g2 1/rm - maj": 0.25,
+                     "rm vs maj, round g2 grpo/rm - maj": 0.0, "GRPO vs the last SFT round/greedy": 0.25,
+                     "base v2 vs base v1/greedy": 0.5, "base v2 vs base v1/maj": 0.5,
+                     "generation 2 vs 1, last round/greedy": 0.25, "generation 2 vs 1, last round/maj": 0.25}
+    (tmp_path / "summary.json").write_text(json.dumps({"run": "t", "rounds": rows}))
+    report = write_run_report(tmp_path).read_text()
+    assert "## Paired comparisons" in report and "| GRPO vs the last SFT round | cot | greedy |" in report
