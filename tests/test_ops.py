@@ -385,7 +385,9 @@ def _chromium(flags: list[str], url: str, profile: Path) -> subprocess.Completed
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (bash infra/install-ui-test.sh)")
 def test_ui_flow_run_page_shows_the_round_tasks(failed_run, resumed, tmp_path):
     server = failed_run.server
-    round_run = next(c for c in _api(server, lambda c: _children(c, resumed.root.id)) if c.name == "round-01")
+    # self-improve -> generation-1 -> round-01: each generation is a flow run of its own
+    generation = next(c for c in _api(server, lambda c: _children(c, resumed.root.id)) if c.name == "generation-1")
+    round_run = next(c for c in _api(server, lambda c: _children(c, generation.id)) if c.name == "round-01")
     url = f"http://127.0.0.1:{server.port}/runs/flow-run/{round_run.id}"
     shot = tmp_path / "flow-run.png"
     _chromium([f"--screenshot={shot}"], url, tmp_path / "profile-shot")
