@@ -167,7 +167,7 @@ def write_run_report(run_dir: str | Path) -> Path:
             "summary.json.", "", markdown_table(table, mode_cols), "",
             "![accuracy per round](accuracy.png)", "", "## Training, reward model and grading", "",
             markdown_table(rows, [c for c in run_cols if any(r.get(c) is not None for r in rows)]), ""]
-    by_op = [{"round": r["round"], "op": op, **scores} for r in rows for op, scores in r.get("by_op", {}).items()]
+    by_op = [{"round": round_label(r, rows), "op": op, **scores} for r in rows for op, scores in r.get("by_op", {}).items()]
     if by_op:
         text += ["## Greedy accuracy per operation, CoT and TIR", "",
                  markdown_table(by_op, [c for c in ("round", "op", "count", "greedy", "tir_greedy")
