@@ -150,17 +150,7 @@ def run(
     name = run_name or cfg.run.name
     root = home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))
     run_dir = (root / name).resolve()
-    if (holder := lock_holder(run_dir)) is not None:
-        _fail(busy_message(run_dir, holder))
-    if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()) and not resume:
-        _fail(f"{run_dir} exists; pass --resume to continue it or --run NAME for a new run")
-    if resume and not run_dir.exists():
-        _fail(f"--resume: no run at {run_dir}")
-    _check_inputs(cfg, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _import_cache(run_dir / ".prefect-results", cache_from)
-    start_reaper()
-    interrupt_on_signals()
+    _open_folder(run_dir, cfg, resume, cache_from, "run")
 
     from flows.self_improve import run_loop
     try:
@@ -212,15 +202,7 @@ def ablate(
         _fail(str(e))
     name = run_name or f"{base.run.name}-ablate"
     root = ((home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))) / name).resolve()
-    if (holder := lock_holder(root)) is not None:
-        _fail(busy_message(root, holder))
-    if root.exists() and any(p.name != LOCK_NAME for p in root.iterdir()) and not resume:
-        _fail(f"{root} exists; pass --resume to continue it or --run NAME for a new ablation")
-    _check_inputs(base, root)
-    root.mkdir(parents=True, exist_ok=True)
-    _import_cache(root / ".prefect-results", cache_from)
-    start_reaper()
-    interrupt_on_signals()
+    _open_folder(root, base, resume, cache_from, "ablation")
 
     from flows.ablate import ablate as ablate_flow
     try:
@@ -238,6 +220,22 @@ def ablate(
         _stop_engine()
     console.print((root / "report.md").read_text())
     console.print(f"report: {root / 'report.md'}")
+
+
+def _open_folder(folder: Path, cfg, resume: bool, cache_from: list[Path], what: str) -> None:
+    """The checks before a run or an ablation starts in `folder` (one line each when refused),
+    then the folder, the imported cache records, the reaper and the signal handlers."""
+    if (holder := lock_holder(folder)) is not None:
+        _fail(busy_message(folder, holder))
+    if folder.exists() and any(p.name != LOCK_NAME for p in folder.iterdir()) and not resume:
+        _fail(f"{folder} exists; pass --resume to continue it or --run NAME for a new {what}")
+    if resume and not folder.exists():
+        _fail(f"--resume: no {what} at {folder}")
+    _check_inputs(cfg, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _import_cache(folder / ".prefect-results", cache_from)
+    start_reaper()
+    interrupt_on_signals()
 
 
 def _import_cache(store: Path, runs: list[Path]) -> None:
