@@ -170,11 +170,11 @@ def run(stage: str, cfg: Config, out_dir: str | Path, *, key_extra: dict | None 
     manifest = read_manifest(Path(out_dir))
     if manifest is None:
         return _into_fresh_folder(stage, cfg, out_dir, args, key)
-    damaged = damaged_file(Path(out_dir), manifest) if manifest and manifest.get("key") == key else None
+    damaged = damaged_file(Path(out_dir), manifest) if manifest.get("key") == key else None
     if damaged:
         _logger().warning("%s: damaged (%s); the stage is recomputed, and what depends on it if its output changes",
                           out_dir, damaged)
-    stale = manifest is None or manifest.get("key") != key or damaged is not None
+    stale = manifest.get("key") != key or damaged is not None
     result = TASKS[stage].with_options(refresh_cache=stale)(cfg, out_dir, args, key)
     return replace(result, dir=out_dir)
 

@@ -36,8 +36,9 @@ def _rows_by_round(summary: dict) -> dict[tuple, dict]:
 def ablation_table(root: Path) -> list[dict]:
     from tasks.compare import compare
 
+    root = Path(root)
     runs = finished_runs(root)
-    full = runs.get("full", {})
+    full = {s: _rows_by_round(summary) for s, summary in runs.get("full", {}).items()}
     table = []
     for variant in ["full", *sorted(v for v in runs if v != "full")]:
         seeds = runs[variant]
@@ -53,11 +54,10 @@ def ablation_table(root: Path) -> list[dict]:
                 values = [r[metric] for r in rows if r.get(metric) is not None]
                 entry[label.replace(f"@{n}", "@n")] = round(sum(values) / len(values), 4) if values else None
             if variant != "full":
-                both = sorted(s for s in seeds if s in full and key in _rows_by_round(full[s]))
+                both = sorted(s for s in seeds if key in full.get(s, {}))
                 if both:
-                    root_ = Path(root)
-                    a = [root_ / "full" / f"seed-{s}" / _rows_by_round(full[s])[key]["eval_dir"] for s in both]
-                    b = [root_ / variant / f"seed-{s}" / by_seed[s][key]["eval_dir"] for s in both]
+                    a = [root / "full" / f"seed-{s}" / full[s][key]["eval_dir"] for s in both]
+                    b = [root / variant / f"seed-{s}" / by_seed[s][key]["eval_dir"] for s in both]
                     for metric, mode in COMPARED:
                         try:
                             entry[f"{'tir_' if mode == 'tir' else ''}{metric}_vs_full"] = compare(a, b, metric=metric, mode=mode)

@@ -202,7 +202,7 @@ def comparisons(run_dir: Path, rows: list[dict]) -> list[dict]:
             return
         out.append({"comparison": what, "mode": mode, **c})
 
-    modes = [m for m in ("cot", "tir") if any((f"tir_greedy" if m == "tir" else "greedy") in r for r in rows)]
+    modes = [m for m in ("cot", "tir") if any(("tir_greedy" if m == "tir" else "greedy") in r for r in rows)]
     for r in rows:
         if r["round"] and r.get("rm_pair_acc") is not None or r.get("phase") == "grpo":
             for mode in modes:
