@@ -194,9 +194,12 @@ def test_the_reaper_spares_a_process_group_member_that_is_not_a_descendant():
 
 def start_smoke(home: Path, log: Path) -> subprocess.Popen:
     """The command as a terminal starts it: SIGINT not ignored (pytest may run in a background
-    job, whose children inherit an ignored SIGINT), in a session of its own."""
+    job, whose children inherit an ignored SIGINT), in a session of its own. vLLM's engine runs
+    in its own processes, as on GPUs (on CPU it runs inside the command): the case with the most
+    processes to stop, and the one whose start-up handshake swallows Ctrl-C."""
+    env = {**ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
     return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "configs/smoke.yaml", "--home", str(home)],
-                            cwd=REPO, env=ENV, start_new_session=True, stdout=open(log.with_suffix(".out"), "w"),
+                            cwd=REPO, env=env, start_new_session=True, stdout=open(log.with_suffix(".out"), "w"),
                             stderr=open(log.with_suffix(".err"), "w"),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
