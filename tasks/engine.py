@@ -9,10 +9,10 @@ prompt, per-request seed): a resumed run or a shard gets what an uninterrupted r
 
 On CPU with one worker the engine runs inside this process: vLLM's default puts
 the engine core and its worker in two more processes that busy-wait on each other, and on a
-2-core machine that spinning takes the cores the model needs. Measured on the tiny model (9,000
-samples of 64 tokens, one run each way, same process start): sampling 23.1 s in-process vs 33.2 s
-(engine start 2.9 s vs 24.1 s), byte-identical outputs; a training run after the in-process engine
-gives bit-identical weights. On GPUs, and with tensor parallelism, vLLM's own processes stay.
+2-core machine that spinning takes the cores the model needs. Measured on a tiny-model round
+checkpoint (benchmarks/engine_process.py, 1,500 prompts x 6 samples): sampling 21.7 s in-process
+vs 36.6 s, engine start with vLLM's import 9.2 s vs 22.3 s, byte-identical outputs; training in a
+process that ran the in-process engine gives bit-identical weights. On GPUs, and with tensor parallelism, vLLM's own processes stay.
 Set VLLM_ENABLE_V1_MULTIPROCESSING yourself to override.
 
 vLLM may spawn worker processes: the entry point must sit under `if __name__ == "__main__":`
