@@ -103,3 +103,51 @@ def test_an_over_long_problem_is_skipped_and_listed_not_a_crash(tiny_model, tmp_
     assert list(skipped.problem_id) == [problems[1]["id"]] and skipped.max_prompt_tokens.iloc[0] == 192 - 16
     assert counts["too_long"] == 1 and counts["samples"] == 4
     assert set(pd.read_parquet(tmp_path / "samples.parquet").problem_id) == {problems[0]["id"], problems[2]["id"]}
+
+
+def test_the_in_process_engine_decodes_like_vllms_engine_processes_and_leaves_the_process_as_found(
+        tiny_model, monkeypatch):
+    """On CPU the engine runs inside our process (tasks/engine.py); GPUs keep vLLM's engine-core
+    and worker processes. Both give the same tokens, and stopping the in-process engine undoes
+    what vLLM's worker did to the process: environment (LD_PRELOAD, ...), torch.set_num_threads,
+    the frozen garbage-collector heap, the torch.distributed group."""
+    import gc
+    import os
+
+    import psutil
+    import torch
+
+    from tasks.config import EngineConfig
+    from tasks.engine import generate, shutdown
+
+    prompts = [p["question"] + "\n" for p in world.make_problems(40, seed=6, ops=["add", "mul"], max_digits=2,
+                                                                  zh_fraction=0.5)]
+    kw = dict(n=2, temperature=1.0, top_p=1.0, max_tokens=12, seed=4, stop=None,
+              engine_cfg=EngineConfig(max_num_seqs=64), keys=[str(i) for i in range(len(prompts))])
+    worker_set = ("LD_PRELOAD", "LOCAL_WORLD_SIZE", "VLLM_DIST_IDENT", "VLLM_ENABLE_V1_MULTIPROCESSING")
+    env, set_num_threads = {k: os.environ.get(k) for k in worker_set}, torch.set_num_threads
+
+    def engine_processes() -> list[str]:
+        return [" ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)
+                if "EngineCore" in c.name() + " ".join(c.cmdline())]
+
+    try:
+        inside = generate(tiny_model, prompts, **kw)
+        assert engine_processes() == []
+        assert torch.distributed.is_initialized()          # vLLM's worker is in this process
+        during = {k: os.environ.get(k) for k in worker_set}
+    finally:
+        shutdown()
+    assert during != env
+    assert {k: os.environ.get(k) for k in worker_set} == env
+    assert torch.set_num_threads is set_num_threads
+    assert gc.get_freeze_count() == 0
+    assert not torch.distributed.is_initialized()
+
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    try:
+        apart = generate(tiny_model, prompts, **kw)
+        assert engine_processes() != []
+    finally:
+        shutdown()
+    assert apart == inside
