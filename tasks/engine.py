@@ -12,8 +12,8 @@ the engine core and its worker in two more processes that busy-wait on each othe
 2-core machine that spinning takes the cores the model needs. Measured on a tiny-model round
 checkpoint (benchmarks/engine_process.py, 1,500 prompts x 6 samples): sampling 21.7 s in-process
 vs 36.6 s, engine start with vLLM's import 9.2 s vs 22.3 s, byte-identical outputs; training in a
-process that ran the in-process engine gives bit-identical weights. On GPUs, and with tensor parallelism, vLLM's own processes stay.
-Set VLLM_ENABLE_V1_MULTIPROCESSING yourself to override.
+process that ran the in-process engine gives bit-identical weights. On GPUs, and with tensor
+parallelism, vLLM's own processes stay. Set VLLM_ENABLE_V1_MULTIPROCESSING yourself to override.
 
 vLLM may spawn worker processes: the entry point must sit under `if __name__ == "__main__":`
 (the `selfimprove` console script does).
@@ -32,7 +32,7 @@ from tasks.config import EngineConfig
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_engine: dict = {}  # {"llm": LLM, "signature": str, "weights": str, "restore": callable}
+_engine: dict = {}  # {"llm": LLM, "signature": str, "weights": str, "restore": _undoer(...)}
 
 
 def _signature(model_dir: Path, cfg: EngineConfig) -> str:
@@ -68,38 +68,45 @@ def _start(model_dir: Path, cfg: EngineConfig):
     env_before, set_num_threads = dict(os.environ), torch.set_num_threads
     if in_process:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    changed = lambda: {k for k in set(os.environ) | set(env_before) if os.environ.get(k) != env_before.get(k)}
-
-    def restore(keys: set[str]) -> None:
-        """Undo the process-wide settings of an in-process engine: vLLM's CPU worker sets
-        environment variables (LD_PRELOAD, LOCAL_WORLD_SIZE, ...) that later child processes
-        would inherit and replaces torch.set_num_threads with a no-op; its engine core freezes
-        vLLM's environment (envs cache) and the garbage collector's heap (gc.freeze), which
-        would keep the stopped engine's cyclic garbage, the KV cache among it, alive."""
-        import gc
-
-        import vllm.envs
-
-        vllm.envs.disable_envs_cache()
-        gc.unfreeze()
-        for k in keys:
-            if k in env_before:
-                os.environ[k] = env_before[k]
-            else:
-                os.environ.pop(k, None)
-        torch.set_num_threads = set_num_threads
     try:
         llm = LLM(model=str(model_dir), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager, seed=cfg.seed,
                   tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
                   gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=cfg.max_model_len,
                   worker_extension_cls="tasks.engine_ext.DeterministicCPU", **extra)
     except BaseException:
-        restore(changed())
+        _undoer(env_before, set_num_threads)()
         raise
     if not torch.cuda.is_available():
         llm.collective_rpc("pad_single_row_gemm")
-    keys = changed()
-    return llm, (lambda: restore(keys))
+    return llm, _undoer(env_before, set_num_threads)
+
+
+def _undoer(env_before: dict[str, str], set_num_threads):
+    """What undoes the process-wide settings of an engine started since `env_before` was taken.
+
+    In this process vLLM's CPU worker sets environment variables (LD_PRELOAD, LOCAL_WORLD_SIZE,
+    ...) that later child processes would inherit and replaces torch.set_num_threads with a no-op;
+    its engine core freezes vLLM's environment (envs cache) and the garbage collector's heap
+    (gc.freeze), which would keep the stopped engine's cyclic garbage, the KV cache among it, alive.
+    """
+    import torch
+
+    changed = {k for k in set(os.environ) | set(env_before) if os.environ.get(k) != env_before.get(k)}
+
+    def undo() -> None:
+        import gc
+
+        import vllm.envs
+
+        vllm.envs.disable_envs_cache()
+        gc.unfreeze()
+        for k in changed:
+            if k in env_before:
+                os.environ[k] = env_before[k]
+            else:
+                os.environ.pop(k, None)
+        torch.set_num_threads = set_num_threads
+    return undo
 
 
 def get_engine(model_dir: str | Path, cfg: EngineConfig):
