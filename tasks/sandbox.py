@@ -89,7 +89,7 @@ GRACE_S = 5.0                   # after timeout_s, how long the host waits befor
 STARTUP_TIMEOUT_S = 120.0
 NICE = 10                       # sandboxes yield the CPU to everything else on the machine
 WARM_IMPORTS = ("math", "cmath", "fractions", "decimal", "itertools", "functools", "collections",
-                "numpy", "sympy")
+                "numpy", "numpy.random", "sympy")
 HIDDEN_DIRS = ("/root", "/home", "/work", "/opt", "/srv", "/mnt", "/media", "/run", "/var/tmp")
 BOX_UID_BASE = 1_900_000_000    # when we are root, worker i runs as uid BOX_UID_BASE + i
 TRUNCATED = "\n[... output truncated at {} bytes ...]\n"

@@ -215,6 +215,17 @@ def test_no_leak_between_executions():
         assert second.stdout == "[False, False, False]\nFalse False\n", second
 
 
+def test_each_execution_draws_fresh_random_numbers():
+    """Every execution is a fork of one warm interpreter: without a reseed in the child, `random`
+    and numpy would hand every run the same "random" numbers."""
+    pytest.importorskip("numpy")
+    with SandboxPool(max_workers=1) as pool:
+        runs = pool.map(["import random, numpy as np\nprint(random.random(), np.random.random())"] * 3)
+    draws = [r.stdout.split() for r in runs]
+    assert all(len(d) == 2 for d in draws), runs
+    assert len({d[0] for d in draws}) == 3 and len({d[1] for d in draws}) == 3, draws
+
+
 MATH = [
     ("print(2 ** 100)", "1267650600228229401496703205376\n"),
     ("from fractions import Fraction\nprint(sum(Fraction(1, k) for k in range(1, 11)))", "7381/2520\n"),
