@@ -29,7 +29,7 @@ def run(*, score: ScoreConfig, max_length: int | None, rm: Path | None, verified
         from tasks.rm import score_texts
         with StageProgress("score: samples", len(df)) as progress:
             df["rm_score"] = score_texts(rm, list(df.prompt), list(df.response), batch_size=score.batch_size,
-                                         max_length=max_length, on_progress=lambda done, _: progress.update(done))
+                                         max_length=max_length, on_progress=lambda done, total: progress.update(len(df) * done // total))
     df.to_parquet(Path(out_dir) / OUTPUTS[0], index=False)
     return finish(Path(out_dir))
 

@@ -157,11 +157,15 @@ def test_reward_model_learns_a_real_signal(trained):
 def test_batched_scores_equal_one_at_a_time(trained):
     out, _ = trained
     df = carry_groups(10, 3, seed=11)  # responses of different lengths -> padded batches
+    df = df.drop_duplicates(["prompt", "response"])
     prompts, responses = list(df.prompt), list(df.response)
     seen = []
-    batched = score_texts(out, prompts, responses, batch_size=7, on_progress=lambda d, t: seen.append((d, t)))
+    # every text twice, the copies far apart: each distinct text is scored once, copies share it
+    batched = score_texts(out, prompts + prompts[::-1], responses + responses[::-1], batch_size=7,
+                          on_progress=lambda d, t: seen.append((d, t)))
     single = score_texts(out, prompts, responses, batch_size=1)
-    assert torch.allclose(torch.tensor(batched), torch.tensor(single), atol=1e-5)
+    assert torch.allclose(torch.tensor(batched[:len(df)]), torch.tensor(single), atol=1e-5)
+    assert batched[len(df):] == batched[:len(df)][::-1]
     assert seen[-1] == (len(df), len(df)) and len(seen) == math.ceil(len(df) / 7)
 
 
