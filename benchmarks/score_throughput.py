@@ -1,8 +1,13 @@
 """RM-scored samples per second of the `score` stage: batched (length-sorted, right-padded) vs one at a time.
 
     .venv/bin/python benchmarks/score_throughput.py [--rm DIR] [--samples 1000] [--batch-size 64] [--threads 1]
+    .venv/bin/python benchmarks/score_throughput.py --rm RUN/round-02/08-reward/model \
+        --predictions RUN/round-02/09-evaluate/predictions.parquet
 
-Same RM, same samples, measured side by side in one run. Without --rm a tiny Qwen2 RM is built
+Same RM, same samples, measured side by side in one run. With --predictions: a real evaluation's
+sampled responses (n per problem, many of them the same text), scored the way `score_ids` does it
+(each distinct text once) vs every row in length-sorted batches (what it did before); writes
+benchmarks/results/score_repeats.json. Without --rm a tiny Qwen2 RM is built
 (hidden 64, 1 layer, untrained head: the cost of a forward pass does not depend on the weights).
 Samples are the tiny world's prompts with correct or sloppy CoT solutions. Prints the ratio;
 writes benchmarks/results/score_throughput.json.
@@ -50,7 +55,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
+    ap.add_argument("--predictions", help="an evaluate stage's predictions.parquet (needs --rm)")
     args = ap.parse_args()
+    if args.predictions:
+        return repeats(args)
 
     import torch
     from tasks import world
@@ -83,6 +91,44 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     print(f"score stage, batched ({args.batch_size}) vs one at a time: {result['ratio']}x samples/s")
     (REPO / "benchmarks" / "results" / "score_throughput.json").write_text(json.dumps(result, indent=2))
+
+
+def repeats(args) -> None:
+    """Distinct texts once (score_ids) vs every row batched, on a real evaluation's samples."""
+    import pandas as pd
+    import torch
+
+    from tasks.rm import _forward, encode, load_rm, score_ids
+    torch.set_num_threads(args.threads)
+    df = pd.read_parquet(args.predictions)
+    df = df[df.kind == "sample"]
+    model, tok = load_rm(args.rm)
+    ids = encode(tok, list(df.prompt), list(df.response), 128)
+    pad = model.config.pad_token_id
+    score_ids(model, ids[:64], pad, args.batch_size)  # warm-up
+
+    def every_row() -> list[float]:
+        order, out = sorted(range(len(ids)), key=lambda i: len(ids[i])), [0.0] * len(ids)
+        with torch.inference_mode():
+            for start in range(0, len(order), args.batch_size):
+                chunk = order[start:start + args.batch_size]
+                for i, s in zip(chunk, _forward(model, [ids[i] for i in chunk], pad).tolist()):
+                    out[i] = s
+        return out
+
+    timings = {}
+    for name, fn in (("distinct_once", lambda: score_ids(model, ids, pad, args.batch_size)), ("every_row", every_row)):
+        t = time.perf_counter()
+        timings[name] = {"scores": fn(), "seconds": time.perf_counter() - t}
+    a, b = timings["distinct_once"].pop("scores"), timings["every_row"].pop("scores")
+    result = {"predictions": args.predictions, "rm": args.rm, "torch_threads": args.threads,
+              "samples": len(ids), "distinct": len({tuple(x) for x in ids}),
+              **{k: round(v["seconds"], 2) for k, v in timings.items()},
+              "max_abs_score_diff": max(abs(x - y) for x, y in zip(a, b))}
+    result["ratio"] = round(result["every_row"] / result["distinct_once"], 2)
+    print(json.dumps(result, indent=2))
+    print(f"scoring {result['samples']} samples ({result['distinct']} distinct): {result['ratio']}x faster once per text")
+    (REPO / "benchmarks" / "results" / "score_repeats.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
