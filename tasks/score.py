@@ -28,8 +28,10 @@ def run(*, score: ScoreConfig, max_length: int | None, rm: Path | None, verified
         from tasks.progress import StageProgress
         from tasks.rm import score_texts
         with StageProgress("score: samples", len(df)) as progress:
+            # score_texts counts distinct texts; the bar counts samples
             df["rm_score"] = score_texts(rm, list(df.prompt), list(df.response), batch_size=score.batch_size,
-                                         max_length=max_length, on_progress=lambda done, total: progress.update(len(df) * done // total))
+                                         max_length=max_length,
+                                         on_progress=lambda done, total: progress.update(len(df) * done // total))
     df.to_parquet(Path(out_dir) / OUTPUTS[0], index=False)
     return finish(Path(out_dir))
 
