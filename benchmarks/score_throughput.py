@@ -94,11 +94,11 @@ def main() -> None:
 
 
 def repeats(args) -> None:
-    """Distinct texts once (score_ids) vs every row batched, on a real evaluation's samples."""
+    """Distinct texts once (score_ids) vs every row batched (score_batched), on a real evaluation's samples."""
     import pandas as pd
     import torch
 
-    from tasks.rm import _forward, encode, load_rm, score_ids
+    from tasks.rm import encode, load_rm, score_batched, score_ids
     torch.set_num_threads(args.threads)
     df = pd.read_parquet(args.predictions)
     df = df[df.kind == "sample"]
@@ -107,19 +107,10 @@ def repeats(args) -> None:
     pad = model.config.pad_token_id
     score_ids(model, ids[:64], pad, args.batch_size)  # warm-up
 
-    def every_row() -> list[float]:
-        order, out = sorted(range(len(ids)), key=lambda i: len(ids[i])), [0.0] * len(ids)
-        with torch.inference_mode():
-            for start in range(0, len(order), args.batch_size):
-                chunk = order[start:start + args.batch_size]
-                for i, s in zip(chunk, _forward(model, [ids[i] for i in chunk], pad).tolist()):
-                    out[i] = s
-        return out
-
     timings = {}
-    for name, fn in (("distinct_once", lambda: score_ids(model, ids, pad, args.batch_size)), ("every_row", every_row)):
+    for name, score in (("distinct_once", score_ids), ("every_row", score_batched)):
         t = time.perf_counter()
-        timings[name] = {"scores": fn(), "seconds": time.perf_counter() - t}
+        timings[name] = {"scores": score(model, ids, pad, args.batch_size), "seconds": time.perf_counter() - t}
     a, b = timings["distinct_once"].pop("scores"), timings["every_row"].pop("scores")
     result = {"predictions": args.predictions, "rm": args.rm, "torch_threads": args.threads,
               "samples": len(ids), "distinct": len({tuple(x) for x in ids}),

@@ -138,27 +138,33 @@ def _forward(model, ids: list[list[int]], pad_id: int) -> torch.Tensor:
 
 
 def score_ids(model, ids: list[list[int]], pad_id: int, batch_size: int,
-               on_progress: Progress | None = None) -> list[float]:
-    """Batched scores in input order; batches are built from length-sorted sequences (less padding);
-    `on_progress(done, total)` counts distinct sequences.
+              on_progress: Progress | None = None) -> list[float]:
+    """Scores in input order, each distinct sequence scored once; `on_progress(done, total)` counts
+    distinct sequences.
 
-    Each distinct sequence is scored once: n samples of one problem often coincide (tiny world,
-    round 2's evaluation: 8,000 sampled responses, 1,707 distinct; scoring 13.3 s -> 2.8 s), and
-    a text then gets one score wherever it appears (a batch's padding moves scores by ~1e-7)."""
+    n samples of one problem often coincide (tiny world, round 2's evaluation: 8,000 sampled
+    responses, 1,707 distinct; scoring 13.3 s -> 2.8 s), and a text then gets one score wherever it
+    appears (a batch's padding moves scores by ~1e-7)."""
+    keys = [tuple(x) for x in ids]
+    distinct = list(dict.fromkeys(keys))
+    by_sequence = dict(zip(distinct, score_batched(model, distinct, pad_id, batch_size, on_progress)))
+    return [by_sequence[k] for k in keys]
+
+
+def score_batched(model, ids, pad_id: int, batch_size: int, on_progress: Progress | None = None) -> list[float]:
+    """Scores of every sequence in input order; batches are built from length-sorted sequences (less padding)."""
     import torch
 
-    distinct = list(dict.fromkeys(tuple(x) for x in ids))
-    order = sorted(range(len(distinct)), key=lambda i: len(distinct[i]))
-    scores = [0.0] * len(distinct)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = [0.0] * len(ids)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            for i, s in zip(chunk, _forward(model, [distinct[i] for i in chunk], pad_id).tolist()):
-                scores[i] = s
+            for i, s in zip(chunk, _forward(model, [ids[i] for i in chunk], pad_id).tolist()):
+                out[i] = s
             if on_progress:
-                on_progress(min(start + batch_size, len(distinct)), len(distinct))
-    by_sequence = dict(zip(distinct, scores))
-    return [by_sequence[tuple(x)] for x in ids]
+                on_progress(min(start + batch_size, len(ids)), len(ids))
+    return out
 
 
 def load_rm(rm_dir: str | Path):
