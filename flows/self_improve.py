@@ -38,14 +38,15 @@ def self_improve(cfg: Config, run_dir: str, run_name: str, store: str | None = N
     write_json_atomic(run_path / "summary.json", {"run": run_name, "rounds": []})
 
     last = None
-    for g in range(1, cfg.run.generations + 1):
-        last = generation.with_options(result_storage=Path(store))(cfg, g, run_dir, store, last)
+    for g in range(1, cfg.run.generations + 1):   # generation g runs with its generation_overrides
+        last = generation.with_options(result_storage=Path(store))(cfg.for_generation(g), g, run_dir, store, last)
 
     # RL: GRPO from the last policy with the last reward model, then the same evaluation
     if cfg.grpo.enabled:
         from flows.rl import rl
         started = time.time()
-        out = rl.with_options(result_storage=Path(store))(cfg, str(generation_dir(run_dir, cfg.run.generations)),
+        out = rl.with_options(result_storage=Path(store))(cfg.for_generation(cfg.run.generations),
+                                                           str(generation_dir(run_dir, cfg.run.generations)),
                                                            last["policy"], last["rm"], last["evaluation"])
         _record(run_path, cfg.run.generations, cfg.run.rounds + 1, out["evaluation"],
                 {**out["metrics"], "phase": "grpo"}, n_sft=0, sample_acc=None, wall_s=time.time() - started)

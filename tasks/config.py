@@ -9,10 +9,10 @@ names instead of a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -349,10 +349,44 @@ class Config(Section):
     cluster: ClusterConfig = ClusterConfig()
     synthesize: SynthesizeConfig = SynthesizeConfig()
     pretrain: PretrainConfig = PretrainConfig()
+    generation_overrides: dict[int, dict[str, Any]] = Field(
+        {}, description="g -> {dotted field: value}: settings for generation g and every later one (its "
+                        "synthesis, pretraining and rounds), e.g. {2: {sft.train.lr: 3.0e-4}}")
+
+    @field_validator("generation_overrides")
+    @classmethod
+    def _overrides_leave_the_comparison_alone(cls, overrides: dict) -> dict:
+        # A later generation is compared with the first on the same held-out problems, the same
+        # world and prompt: those sections, and the run's shape, are one for the whole run.
+        for g, updates in overrides.items():
+            if g < 2:
+                raise ValueError(f"generation_overrides: generation {g}: overrides start at generation 2 "
+                                 "(generation 1 is the config itself)")
+            for dotted in updates:
+                if dotted.split(".")[0] in FIXED_ACROSS_GENERATIONS:
+                    raise ValueError(f"generation_overrides.{g}.{dotted}: {dotted.split('.')[0]} is the same for "
+                                     f"every generation (fixed: {', '.join(sorted(FIXED_ACROSS_GENERATIONS))})")
+        return overrides
+
+    def for_generation(self, g: int) -> Config:
+        """The config generation g runs with: this one plus generation_overrides for g and earlier
+        generations (a later generation's value wins)."""
+        updates = {}
+        for start in sorted(self.generation_overrides):
+            if start <= g:
+                updates.update(self.generation_overrides[start])
+        if not updates:
+            return self
+        data = self.model_dump(mode="json")
+        _set_dotted(data, updates)
+        return Config.model_validate(data)
 
     def max_length(self) -> int | None:
         """Token limit for training and RM scoring: the tiny model's context, or the model's own."""
         return None if self.bootstrap.model_path else self.bootstrap.tiny.max_len
+
+
+FIXED_ACROSS_GENERATIONS = {"run", "world", "bootstrap", "prompt", "evaluate", "decontaminate", "generation_overrides"}
 
 
 class ConfigError(ValueError):
@@ -370,16 +404,27 @@ def load_config(path: str | Path, overrides: dict | None = None) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    for dotted, value in (overrides or {}).items():
+    _set_dotted(data, overrides or {})
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: invalid config\n{_explain(e)}") from None
+    for g in sorted(cfg.generation_overrides):   # each generation's config is checked now, not hours in
+        try:
+            cfg.for_generation(g)
+        except ValidationError as e:
+            raise ConfigError(f"{path}: invalid generation_overrides for generation {g}\n{_explain(e)}") from None
+    return cfg
+
+
+def _set_dotted(data: dict, updates: dict) -> None:
+    """Set `a.b.c: value` entries in a nested dict (the --set overrides, a generation's overrides)."""
+    for dotted, value in updates.items():
         node = data
         *parents, leaf = dotted.split(".")
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(f"{path}: invalid config\n{_explain(e)}") from None
 
 
 def _explain(e: ValidationError) -> str:

@@ -3,6 +3,7 @@ that judge both: exact numbers on tiny frames, then a smoke run of each through 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -205,8 +206,8 @@ def _states(text: str) -> dict[str, str]:
 
 
 def test_two_generations_on_the_smoke_config(tmp_path):
-    text = _cli(["run", str(SMOKE), "--home", str(tmp_path), "--generations", "2", "--rounds", "1"],
-                tmp_path / "gen.log")
+    text = _cli(["run", str(SMOKE), "--home", str(tmp_path), "--generations", "2", "--rounds", "1",
+                 "--set", "generation_overrides.2={sft.train.epochs: 3}"], tmp_path / "gen.log")
     run = tmp_path / "smoke"
     rows = json.loads((run / "summary.json").read_text())["rounds"]
     assert [(r["generation"], r["round"]) for r in rows] == [(1, 0), (1, 1), (2, 0), (2, 1)]
@@ -226,6 +227,11 @@ def test_two_generations_on_the_smoke_config(tmp_path):
     samples = pd.read_parquet(run / "gen-2" / "round-00" / "02-sample" / "samples.parquet")
     assert samples.problem_id.nunique() == 64 and not held_out & set(samples.problem_id)
     assert (run / "gen-2" / "round-01" / "06-sft" / "model" / "config.json").exists()
+    # generation 2's SFT ran with its override (3 epochs of batches of 32), generation 1's without
+    sft_1, sft_2 = (json.loads((run / d / "round-01" / "06-sft" / "manifest.json").read_text())["counts"]
+                    for d in (".", "gen-2"))
+    assert sft_1["train_steps"] == math.ceil(sft_1["train_examples"] / 32)
+    assert sft_2["train_steps"] == 3 * math.ceil(sft_2["train_examples"] / 32)
     states = _states(text)
     assert states["generation-2/round-00/pretrain"] == "Completed"
     assert states["generation-2/round-01/sft"] == "Completed"
