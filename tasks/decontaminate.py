@@ -296,6 +296,17 @@ def _check_forked(chunk, rule):
     return _check_chunk(chunk, _FORKED["index"], rule)
 
 
+def _worker_signals() -> None:
+    """A worker dies of SIGTERM and leaves Ctrl-C to its parent. It is forked from a flow whose
+    Python-level handlers (Prefect's, ours) it would otherwise inherit, and a SIGTERM that reaches
+    such a child while it is still starting is dropped by the interpreter: Pool.terminate() then
+    waits for it forever (seen: a synthesize stage hung 15 minutes)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _scan(chunks: Iterable[list], index: NgramIndex, rule: tuple, workers: int) -> Iterator[tuple[list, list]]:
     """(chunk, results) in input order, with at most 2 * workers + 1 chunks in memory."""
     if workers <= 1:
@@ -304,18 +315,27 @@ def _scan(chunks: Iterable[list], index: NgramIndex, rule: tuple, workers: int) 
         return
     _FORKED["index"] = index
     gc.freeze()  # keep the index's pages shared: the children's GC will not touch them
+    pool = mp.get_context("fork").Pool(workers, initializer=_worker_signals)
+    finished = False
     try:
-        with mp.get_context("fork").Pool(workers) as pool:
-            pending: deque = deque()
-            for chunk in chunks:
-                pending.append((chunk, pool.apply_async(_check_forked, (chunk, rule))))
-                if len(pending) > 2 * workers:
-                    chunk, result = pending.popleft()
-                    yield chunk, result.get()
-            while pending:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append((chunk, pool.apply_async(_check_forked, (chunk, rule))))
+            if len(pending) > 2 * workers:
                 chunk, result = pending.popleft()
                 yield chunk, result.get()
+        while pending:
+            chunk, result = pending.popleft()
+            yield chunk, result.get()
+        finished = True
     finally:
+        # Done: the workers read the end-of-work mark and exit, no signal needed. Stopped early
+        # (an error, a consumer that stopped reading): terminate them.
+        if finished:
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()
         _FORKED.clear()
         gc.unfreeze()
 

@@ -221,3 +221,47 @@ def test_empty_file_and_prebuilt_index(tmp_path):
         str(tmp_path / "empty.jsonl"): {"items": 0, "kept": 0, "contaminated": 0, "bad": 0}}
     assert (tmp_path / "out" / "kept.jsonl").read_text() == ""
     assert len(pd.read_parquet(tmp_path / "out" / "contaminated.parquet")) == 0
+
+
+# A flow's process has Python-level SIGTERM handlers (Prefect's raises TerminationSignal); forked
+# scan workers inherit them. The script records every worker that ever runs the inherited handler.
+_SCAN_UNDER_A_FLOW = """
+import os, signal, sys
+from pathlib import Path
+from tasks.decontaminate import NgramIndex, _scan
+
+parent, marks = os.getpid(), Path(sys.argv[1])
+
+def flow_handler(signum, frame):     # as Prefect's flow engine installs while a flow runs
+    if os.getpid() != parent:
+        (marks / str(os.getpid())).touch()
+    raise SystemExit(1)
+
+signal.signal(signal.SIGTERM, flow_handler)
+index = NgramIndex.build({"e": [{"id": 1, "question": " ".join(f"w{i}" for i in range(20))}]})
+rule = (0.6, "ngram+lcs", ("question",))
+chunks = [[(0, {"question": "x y z"})], [(1, {"question": "a b c"})]]
+for _ in range(20):
+    assert [len(r) for _, r in _scan(iter(chunks), index, rule, workers=2)] == [1, 1]
+    stopped = _scan(iter(chunks * 4), index, rule, workers=2)   # a reader that stops early
+    next(stopped)
+    stopped.close()
+print("scanned")
+"""
+
+
+def test_parallel_scan_ends_its_workers_without_their_inherited_signal_handlers(tmp_path):
+    """A finished scan lets its workers exit on their own, and one stopped early kills them with
+    the default SIGTERM: neither path runs a handler inherited from the flow. (Ending the pool by
+    SIGTERM alone, a worker still starting could drop the signal and the stage waited forever.)"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    out = subprocess.run([sys.executable, "-c", _SCAN_UNDER_A_FLOW, str(marks)], capture_output=True, text=True,
+                         timeout=600, cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "scanned"
+    assert sorted(p.name for p in marks.iterdir()) == []
