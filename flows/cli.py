@@ -491,6 +491,11 @@ def serve(
     root = (home or Path(os.environ.get("SELFIMPROVE_HOME", "runs"))).resolve()
     schedule = {"cron": cron} if cron else {"interval": dt.timedelta(seconds=_seconds(every))}
     start_reaper()  # flow runs are child processes of this one: they go when it goes
+    # A long-lived process: `kill -USR1 <pid>` prints every thread's stack to stderr (a stuck
+    # shutdown can be read without a debugger)
+    import faulthandler
+    import signal
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # limit/global_limit = 1: flow.serve defaults to unlimited concurrency, and a short interval
     # would otherwise start overlapping rounds on the same run folder.
     try:
