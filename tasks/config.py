@@ -363,9 +363,10 @@ class Config(Section):
                 raise ValueError(f"generation_overrides: generation {g}: overrides start at generation 2 "
                                  "(generation 1 is the config itself)")
             for dotted in updates:
-                if dotted.split(".")[0] in FIXED_ACROSS_GENERATIONS:
-                    raise ValueError(f"generation_overrides.{g}.{dotted}: {dotted.split('.')[0]} is the same for "
-                                     f"every generation (fixed: {', '.join(sorted(FIXED_ACROSS_GENERATIONS))})")
+                section = dotted.split(".")[0]
+                if section in FIXED_ACROSS_GENERATIONS:
+                    raise ValueError(f"generation_overrides.{g}.{dotted}: {section} is the same for every "
+                                     f"generation (fixed: {', '.join(sorted(FIXED_ACROSS_GENERATIONS))})")
         return overrides
 
     def for_generation(self, g: int) -> Config:

@@ -151,7 +151,7 @@ def score_ids(model, ids: list[list[int]], pad_id: int, batch_size: int,
     return [by_sequence[k] for k in keys]
 
 
-def score_batched(model, ids, pad_id: int, batch_size: int, on_progress: Progress | None = None) -> list[float]:
+def score_batched(model, ids: list, pad_id: int, batch_size: int, on_progress: Progress | None = None) -> list[float]:
     """Scores of every sequence in input order; batches are built from length-sorted sequences (less padding)."""
     import torch
 
